@@ -1,0 +1,56 @@
+# Flotilla developer entry points. The two that matter are in README.md:
+#   make demo   - build the rig binaries (once), start hub + GPU members, run Flotilla, apply examples
+#   make test   - everything CI checks: generated-file drift, lint, types, unit and e2e tests
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv binaries lint typecheck gen gen-check unit e2e bench down clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+binaries:
+	bash tools/rig-bin/build.sh etcd kubernetes kwok helm
+
+demo: venv binaries
+	$(VENV)/bin/flotilla demo
+
+down: venv
+	$(VENV)/bin/flotilla dev down
+
+gen: venv
+	$(PY) -m flotilla.api.gen
+
+gen-check: venv
+	$(PY) -m flotilla.api.gen --check
+
+lint: venv
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest tests/unit -q
+
+e2e: venv binaries
+	$(VENV)/bin/pytest tests/e2e -q
+
+bench: venv
+	$(PY) benchmarks/bench_scheduler.py --quick
+	$(PY) benchmarks/bench_placement_quality.py --quick
+
+test: venv binaries lint typecheck
+	$(VENV)/bin/pytest tests -q
+
+clean:
+	rm -rf $(VENV) .rig .mypy_cache .ruff_cache .pytest_cache

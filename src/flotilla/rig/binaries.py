@@ -1,0 +1,114 @@
+"""Where the rig's control-plane binaries live, and building them when they are missing.
+
+The versions are pinned in ``tools/rig-bin/versions.env``; ``tools/rig-bin/build.sh`` builds them
+from their Go modules into ``~/.cache/flotilla-rig/<component>-<version>/`` (override with
+``FLOTILLA_RIG_CACHE``). A warm cache is reused as it is.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class BinaryError(RuntimeError):
+    """A binary the rig needs is missing and could not be built."""
+
+
+def repo_root() -> Path:
+    """The checkout this module runs from (``FLOTILLA_REPO`` overrides)."""
+    env = os.environ.get("FLOTILLA_REPO")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "tools" / "rig-bin" / "versions.env").exists():
+            return parent
+    raise BinaryError(
+        "cannot find the Flotilla checkout (tools/rig-bin/versions.env); set FLOTILLA_REPO to its path"
+    )
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FLOTILLA_RIG_CACHE", Path.home() / ".cache" / "flotilla-rig"))
+
+
+def versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in (repo_root() / "tools" / "rig-bin" / "versions.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+@dataclass(frozen=True)
+class Binaries:
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubectl: Path
+    kwok: Path
+    kwok_stages: Path
+    k8s_version: str
+
+    def missing(self) -> list[Path]:
+        paths = [
+            self.etcd,
+            self.kube_apiserver,
+            self.kube_controller_manager,
+            self.kube_scheduler,
+            self.kubectl,
+            self.kwok,
+        ]
+        return [p for p in paths if not os.access(p, os.X_OK)]
+
+
+def locate() -> Binaries:
+    v = versions()
+    c = cache_dir()
+    k8s = c / f"kubernetes-{v['K8S_VERSION']}"
+    kwok = c / f"kwok-{v['KWOK_VERSION']}"
+    return Binaries(
+        etcd=c / f"etcd-{v['ETCD_VERSION']}" / "etcd",
+        kube_apiserver=k8s / "kube-apiserver",
+        kube_controller_manager=k8s / "kube-controller-manager",
+        kube_scheduler=k8s / "kube-scheduler",
+        kubectl=k8s / "kubectl",
+        kwok=kwok / "kwok",
+        kwok_stages=kwok / "stages",
+        k8s_version=v["K8S_VERSION"],
+    )
+
+
+def helm_path() -> Path:
+    return cache_dir() / f"helm-{versions()['HELM_VERSION']}" / "helm"
+
+
+def ensure(build: bool = True, components: tuple[str, ...] = ("etcd", "kubernetes", "kwok")) -> Binaries:
+    """Return the binaries, building missing ones with ``build.sh`` (progress goes to stderr)."""
+    found = locate()
+    if not found.missing():
+        return found
+    if not build:
+        names = ", ".join(str(p) for p in found.missing())
+        raise BinaryError(f"missing rig binaries: {names}; run tools/rig-bin/build.sh to build them")
+    script = repo_root() / "tools" / "rig-bin" / "build.sh"
+    print(
+        "flotilla: building the control-plane binaries from their Go modules "
+        "(one-time; a cold build takes about 15-25 minutes on 2 cores)...",
+        file=sys.stderr,
+        flush=True,
+    )
+    result = subprocess.run(["bash", str(script), *components], check=False)
+    if result.returncode != 0:
+        raise BinaryError(f"{script} failed with exit code {result.returncode}; see its output above")
+    found = locate()
+    if found.missing():
+        raise BinaryError(f"build finished but binaries are still missing: {found.missing()}")
+    return found

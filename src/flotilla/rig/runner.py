@@ -1,0 +1,463 @@
+"""Start and stop a hub plus member clusters as plain processes on 127.0.0.1.
+
+Each cluster gets its own etcd and kube-apiserver. Members also run kube-controller-manager,
+kube-scheduler and KWOK, so Deployments and Jobs become Pods that bind to simulated GPU nodes
+and turn Running (Job pods complete). The hub runs only the namespace, garbage-collector and
+service-account controllers, so workload objects there stay templates (``hub.controllers: true``
+runs the ordinary set instead, for the hub-with-controllers mode).
+
+Everything the rig starts is recorded by PID in ``<workdir>/state.json``; ``down`` stops only
+those processes (after checking that each PID still runs the binary the rig started).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flotilla import certs
+from flotilla.rig import kube
+from flotilla.rig.binaries import Binaries, ensure
+from flotilla.rig.cluster import ClusterHandle, write_kubeconfig
+from flotilla.rig.fleet import ClusterSpec, Fleet
+
+HUB_CONTROLLERS = "namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation"
+KWOK_STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+)
+
+
+class RigError(RuntimeError):
+    """The rig could not start; every process it had started has been stopped."""
+
+
+def _log(msg: str, t0: float) -> None:
+    print(f"[rig {time.monotonic() - t0:5.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def check_port_free(port: int, owner: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise RigError(f"{owner}: port 127.0.0.1:{port} is already in use") from None
+
+
+def _pid_runs(pid: int, binary: str) -> bool:
+    """Whether ``pid`` still runs ``binary`` (argv[0], or argv[1] for an interpreted script)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:2]
+    except OSError:
+        return False
+    return binary.encode() in argv
+
+
+def stop_pid(pid: int, binary: str, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds, a process the rig started (checked by cmdline)."""
+    if not _pid_runs(pid, binary):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            # Reap it if it is our child; otherwise just probe.
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+        except ChildProcessError:
+            if not _pid_runs(pid, binary):
+                return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+def _stop_child(popen: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """Stop a process this Python process started (its PID cannot have been reused: not reaped yet)."""
+    if popen.poll() is not None:
+        return
+    popen.terminate()
+    try:
+        popen.wait(grace)
+    except subprocess.TimeoutExpired:
+        popen.kill()
+        popen.wait()
+
+
+@dataclass
+class _Proc:
+    name: str
+    binary: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Rig:
+    """A running (or startable) fleet of local clusters."""
+
+    fleet: Fleet
+    workdir: Path
+    binaries: Binaries | None = None
+    verbose: bool = True
+    hub: ClusterHandle | None = None
+    members: dict[str, ClusterHandle] = field(default_factory=dict)
+    _procs: dict[str, list[_Proc]] = field(default_factory=dict)
+    _t0: float = field(default_factory=time.monotonic)
+
+    # ----------------------------------------------------------------- public
+    @property
+    def clusters(self) -> list[ClusterHandle]:
+        return ([self.hub] if self.hub else []) + list(self.members.values())
+
+    def up(self, timeout: float = 240.0, shared_dir: Path | None = None) -> Rig:
+        """Start hub and members; on any failure stop what was started and raise RigError."""
+        self._t0 = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.binaries = self.binaries or ensure()
+            if self.binaries.missing():
+                raise RigError(
+                    f"missing rig binaries: {', '.join(map(str, self.binaries.missing()))}; "
+                    "run tools/rig-bin/build.sh"
+                )
+            self._prepare_pki()
+            specs: list[tuple[str, ClusterSpec | None]] = [(self.fleet.hub.name, None)]
+            specs += [(m.name, m) for m in self.fleet.members]
+            for name, spec in specs:
+                port = spec.port if spec else self.fleet.hub.port
+                if port is not None:
+                    check_port_free(port, f"cluster {name}")
+            self._say(
+                f"starting {len(specs)} control planes (hub {self.fleet.hub.name!r} + "
+                f"{len(self.fleet.members)} members) under {self.workdir}"
+            )
+            # Two at a time: an API server's start-up is CPU-bound and the machine may have 2 cores.
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                handles = list(pool.map(lambda s: self._start_control_plane(s[0], s[1], timeout), specs))
+            self.hub, member_handles = handles[0], handles[1:]
+            self.members = {h.name: h for h in member_handles}
+            for member in self.fleet.members:
+                self._start_member_agents(member, self.members[member.name], shared_dir, timeout)
+            self._start_hub_agents(timeout)
+            self.save_state()
+            self._say(f"fleet ready in {time.monotonic() - self._t0:.1f}s")
+            return self
+        except BaseException as exc:
+            self.down()
+            if isinstance(exc, RigError):
+                raise
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise RigError(f"rig failed to start: {exc}") from exc
+
+    def down(self) -> None:
+        """Stop every process this rig started (members' agents first, then API servers, then etcd)."""
+        order = ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
+        for kind in order:
+            for procs in self._procs.values():
+                for p in procs:
+                    if p.name == kind:
+                        _stop_child(p.popen)
+        self._procs.clear()
+        state = self.workdir / "state.json"
+        if state.exists():
+            state.unlink()
+
+    def save_state(self) -> None:
+        data = {
+            "clusters": [c.to_json() for c in self.clusters],
+            "processes": [
+                {"cluster": cluster, "name": p.name, "pid": p.popen.pid, "binary": p.binary}
+                for cluster, procs in self._procs.items()
+                for p in procs
+            ],
+        }
+        (self.workdir / "state.json").write_text(json.dumps(data, indent=2))
+
+    # ---------------------------------------------------------------- private
+    def _say(self, msg: str) -> None:
+        if self.verbose:
+            _log(msg, self._t0)
+
+    def _prepare_pki(self) -> None:
+        pki = self.workdir / "pki"
+        ca_crt, ca_key = certs.make_ca(pki, "flotilla-rig-ca")
+        if not (pki / "serving.crt").exists():
+            certs.make_leaf(
+                pki, "serving", ca_cert=ca_crt, ca_key=ca_key, ips=("127.0.0.1",), dns=("localhost",)
+            )
+
+    def _spawn(self, cluster: str, name: str, binary: Path, args: list[str]) -> _Proc:
+        log = self.workdir / cluster / f"{name}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as fh:
+            popen = subprocess.Popen(
+                [str(binary), *args],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        proc = _Proc(name=name, binary=str(binary), popen=popen, log=log)
+        self._procs.setdefault(cluster, []).append(proc)
+        return proc
+
+    def _wait(self, what: str, proc: _Proc, check: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if proc.popen.poll() is not None:
+                tail = proc.log.read_text(errors="replace").splitlines()[-15:]
+                raise RigError(
+                    f"{what} exited with code {proc.popen.returncode}; last log lines "
+                    f"({proc.log}):\n    " + "\n    ".join(tail)
+                )
+            if time.monotonic() > deadline:
+                raise RigError(f"{what} did not become ready within {timeout:.0f}s; see {proc.log}")
+            time.sleep(0.25)
+
+    def _start_control_plane(self, name: str, spec: ClusterSpec | None, timeout: float) -> ClusterHandle:
+        assert self.binaries is not None
+        b = self.binaries
+        d = self.workdir / name
+        d.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(d / "etcd", ignore_errors=True)  # a fresh `up` starts from empty clusters
+        pki = self.workdir / "pki"
+        sa_key = certs.make_rsa_key(d / "sa.key")
+        token = secrets.token_hex(16)
+        (d / "tokens.csv").write_text(f'{token},admin,admin,"system:masters"\n')
+
+        etcd_client, etcd_peer = free_port(), free_port()
+        etcd = self._spawn(
+            name,
+            "etcd",
+            b.etcd,
+            [
+                f"--name={name}",
+                f"--data-dir={d / 'etcd'}",
+                f"--listen-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--advertise-client-urls=http://127.0.0.1:{etcd_client}",
+                f"--listen-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{etcd_peer}",
+                f"--initial-cluster={name}=http://127.0.0.1:{etcd_peer}",
+                "--unsafe-no-fsync=true",
+                "--log-level=warn",
+                "--quota-backend-bytes=4294967296",
+            ],
+        )
+
+        def etcd_ok() -> bool:
+            import urllib.request
+
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{etcd_client}/health", timeout=2) as r:
+                    return b'"health":"true"' in r.read()
+            except OSError:
+                return False
+
+        self._wait(f"{name}: etcd", etcd, etcd_ok, timeout)
+        port = (spec.port if spec else self.fleet.hub.port) or free_port()
+        server = f"https://127.0.0.1:{port}"
+        apiserver = self._spawn(
+            name,
+            "kube-apiserver",
+            b.kube_apiserver,
+            [
+                f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                f"--etcd-prefix=/{name}/registry",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={d / 'apiserver-certs'}",
+                f"--tls-cert-file={pki / 'serving.crt'}",
+                f"--tls-private-key-file={pki / 'serving.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--token-auth-file={d / 'tokens.csv'}",
+                "--authorization-mode=Node,RBAC",
+                f"--service-account-issuer={server}",
+                f"--service-account-key-file={sa_key}",
+                f"--service-account-signing-key-file={sa_key}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--allow-privileged=true",
+                "--endpoint-reconciler-type=none",
+                "--disable-admission-plugins=ServiceAccount",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                "--max-requests-inflight=2000",
+                "--max-mutating-requests-inflight=1000",
+            ],
+        )
+        kubeconfig = d / "kubeconfig"
+        write_kubeconfig(kubeconfig, name, server, pki / "ca.crt", token)
+        handle = ClusterHandle(
+            name=name,
+            role="member" if spec else "hub",
+            server=server,
+            kubeconfig=kubeconfig,
+            ca_file=pki / "ca.crt",
+            token=token,
+        )
+        self._wait(f"{name}: kube-apiserver on {server}", apiserver, handle.ready, timeout)
+        self._say(f"{name}: API server ready on {server}")
+        controllers = spec is not None or self.fleet.hub.controllers
+        kcm_args = [
+            f"--kubeconfig={kubeconfig}",
+            "--leader-elect=false",
+            "--secure-port=0",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--service-account-private-key-file={sa_key}",
+            "--use-service-account-credentials=false",
+            "--cluster-name=" + name,
+            "--node-monitor-grace-period=40s",
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+        ]
+        if not controllers:
+            kcm_args.append(f"--controllers={HUB_CONTROLLERS}")
+        self._spawn(name, "kube-controller-manager", b.kube_controller_manager, kcm_args)
+        if spec is not None and spec.scheduler:
+            self._spawn(
+                name,
+                "kube-scheduler",
+                b.kube_scheduler,
+                [
+                    f"--kubeconfig={kubeconfig}",
+                    "--leader-elect=false",
+                    "--secure-port=0",
+                    "--kube-api-qps=200",
+                    "--kube-api-burst=400",
+                ],
+            )
+        handle.pids = {p.name: p.popen.pid for p in self._procs[name]}
+        return handle
+
+    def _start_member_agents(
+        self, spec: ClusterSpec, handle: ClusterHandle, shared_dir: Path | None, timeout: float
+    ) -> None:
+        assert self.binaries is not None
+        api = handle.api_client()
+        try:
+            if spec.third_party_crds:
+                crd_dir = _thirdparty_dir(shared_dir)
+                kube.install_crds(api, [crd_dir / f for f in spec.third_party_crds], timeout=timeout)
+            nodes = spec.nodes()
+            for node in nodes:
+                status = node.pop("status")
+                created = kube.apply(api, node, field_manager="flotilla-rig")
+                kube._call(
+                    api,
+                    "PATCH",
+                    f"/api/v1/nodes/{created['metadata']['name']}/status",
+                    body={"status": status},
+                    content_type="application/merge-patch+json",
+                )
+            if nodes:
+                stages = self.workdir / "kwok-stages.yaml"
+                stages.write_text(
+                    "\n---\n".join((self.binaries.kwok_stages / s).read_text() for s in KWOK_STAGES)
+                )
+                kwok = self._spawn(
+                    spec.name,
+                    "kwok",
+                    self.binaries.kwok,
+                    [
+                        f"--kubeconfig={handle.kubeconfig}",
+                        f"--config={stages}",
+                        "--manage-all-nodes=false",
+                        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                        "--node-lease-duration-seconds=40",
+                        "--cidr=10.0.0.0/16",
+                        "--node-ip=10.0.0.1",
+                    ],
+                )
+                handle.pids["kwok"] = kwok.popen.pid
+
+                def nodes_ready() -> bool:
+                    items = kube.list_objects(api, "v1", "Node")
+                    ready = sum(
+                        1
+                        for n in items
+                        if any(
+                            c["type"] == "Ready" and c["status"] == "True"
+                            for c in n.get("status", {}).get("conditions", [])
+                        )
+                    )
+                    return ready >= len(nodes)
+
+                self._wait(f"{spec.name}: {len(nodes)} KWOK nodes Ready", kwok, nodes_ready, timeout)
+            self._say(
+                f"{spec.name}: {len(nodes)} GPU nodes ready, "
+                f"{len(spec.third_party_crds)} third-party CRDs installed"
+            )
+        finally:
+            api.close()
+
+    def _start_hub_agents(self, timeout: float) -> None:
+        assert self.hub is not None
+        if not self.fleet.hub.third_party_crds:
+            return
+        api = self.hub.api_client()
+        try:
+            crd_dir = _thirdparty_dir(None)
+            kube.install_crds(api, [crd_dir / f for f in self.fleet.hub.third_party_crds], timeout=timeout)
+        finally:
+            api.close()
+
+
+def _thirdparty_dir(shared_dir: Path | None) -> Path:
+    from flotilla.rig.binaries import repo_root
+
+    base = shared_dir or Path(os.environ.get("FLOTILLA_SHARED_DIR", repo_root().parent / "shared"))
+    path = base / "thirdparty-crds"
+    if not path.is_dir():
+        raise RigError(f"third-party CRDs not found at {path}; set FLOTILLA_SHARED_DIR to the shared/ folder")
+    return path
+
+
+def down_from_state(workdir: Path) -> int:
+    """Stop the processes recorded in ``<workdir>/state.json`` (for ``flotilla dev down``)."""
+    state = workdir / "state.json"
+    if not state.exists():
+        return 0
+    data = json.loads(state.read_text())
+    order = {"kwok": 0, "kube-scheduler": 1, "kube-controller-manager": 2, "kube-apiserver": 3, "etcd": 4}
+    procs = sorted(data.get("processes", []), key=lambda p: order.get(p["name"], 9))
+    for p in procs:
+        stop_pid(int(p["pid"]), p["binary"])
+    state.unlink()
+    return len(procs)
+
+
+def load_handles(workdir: Path) -> list[ClusterHandle]:
+    state = workdir / "state.json"
+    if not state.exists():
+        return []
+    return [ClusterHandle.from_json(c) for c in json.loads(state.read_text())["clusters"]]

@@ -1,0 +1,97 @@
+"""Fixtures for end-to-end tests against real API servers.
+
+Backend, chosen by ``FLOTILLA_E2E_BACKEND``:
+
+* ``local`` (default): the rig starts a hub and the default fleet's members as plain processes
+  on 127.0.0.1 (binaries built from their Go modules and cached; see tools/rig-bin/build.sh).
+* ``kind``: clusters already running (e.g. created by kind in CI); ``FLOTILLA_KUBECONFIGS`` lists
+  them as ``hub=/path/hub.kubeconfig,a=/path/a.kubeconfig,...``. Members must carry the GPU nodes
+  of the default fleet (KWOK nodes created by hack/kind-fleet.sh).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flotilla.cli import default_fleet_path
+from flotilla.rig.cluster import ClusterHandle
+from flotilla.rig.fleet import load_fleet
+from flotilla.rig.runner import Rig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("FLOTILLA_SHARED_DIR", REPO.parent / "shared"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+class Fleet:
+    """What e2e tests see: a hub and members by name."""
+
+    def __init__(self, hub: ClusterHandle, members: dict[str, ClusterHandle], rig: Rig | None) -> None:
+        self.hub = hub
+        self.members = members
+        self.rig = rig
+
+
+def _kind_fleet() -> Fleet:
+    spec = os.environ.get("FLOTILLA_KUBECONFIGS", "")
+    entries = dict(item.split("=", 1) for item in spec.split(",") if item)
+    if "hub" not in entries:
+        raise pytest.UsageError("FLOTILLA_E2E_BACKEND=kind needs FLOTILLA_KUBECONFIGS=hub=...,a=...")
+    handles = {}
+    for name, path in entries.items():
+        from kubernetes import config
+
+        loader = config.kube_config.KubeConfigLoader(
+            config_dict=__import__("yaml").safe_load(Path(path).read_text())
+        )
+        server = loader._cluster["server"]
+        handles[name] = ClusterHandle(
+            name=name, role="hub" if name == "hub" else "member", server=server, kubeconfig=Path(path)
+        )
+    hub = handles.pop("hub")
+    return Fleet(hub, handles, None)
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    backend = os.environ.get("FLOTILLA_E2E_BACKEND", "local")
+    if backend == "kind":
+        yield _kind_fleet()
+        return
+    if backend != "local":
+        raise pytest.UsageError(f"FLOTILLA_E2E_BACKEND must be 'local' or 'kind', not {backend!r}")
+    rig = Rig(fleet=load_fleet(default_fleet_path()), workdir=tmp_path_factory.mktemp("rig"))
+    rig.up(shared_dir=shared_dir())
+    assert rig.hub is not None
+    try:
+        yield Fleet(rig.hub, dict(rig.members), rig)
+    finally:
+        rig.down()
+
+
+@pytest.fixture(scope="session")
+def hub(fleet: Fleet) -> ClusterHandle:
+    return fleet.hub
+
+
+@pytest.fixture(scope="session")
+def members(fleet: Fleet) -> dict[str, ClusterHandle]:
+    return fleet.members
+
+
+@pytest.fixture(scope="session")
+def compat_server(fleet: Fleet) -> ClusterHandle:
+    """A second API server (member ``c``) for checks against upstream CRDs."""
+    return fleet.members["c"]

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Build (or reuse) the pinned control-plane binaries the Flotilla rig runs:
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm.
+#
+# Binaries are cached outside the repository, keyed by component and version:
+#   ${FLOTILLA_RIG_CACHE:-~/.cache/flotilla-rig}/<component>-<version>/
+# A warm cache makes this a no-op that takes well under a second.
+#
+# Usage: tools/rig-bin/build.sh [component ...]   (default: all)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=versions.env
+source "$here/versions.env"
+cache=${FLOTILLA_RIG_CACHE:-$HOME/.cache/flotilla-rig}
+mkdir -p "$cache"
+start_all=$(date +%s)
+
+log() { printf '[rig-bin %4ss] %s\n' "$(( $(date +%s) - start_all ))" "$*" >&2; }
+
+need_disk() {
+  local avail_kb
+  avail_kb=$(df -Pk "$cache" | awk 'NR==2 {print $4}')
+  if (( avail_kb < 6 * 1024 * 1024 )); then
+    log "ERROR: only $((avail_kb / 1024)) MiB free under $cache; a cold build needs about 6 GiB"
+    exit 1
+  fi
+}
+
+# run_with_progress LABEL CMD... : run CMD, printing elapsed time every 30 s so a
+# long cold build is never a silent wait.
+run_with_progress() {
+  local label=$1; shift
+  local t0=$(date +%s)
+  "$@" &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$pid" 2>/dev/null && log "$label: still building ($(( $(date +%s) - t0 ))s elapsed)"
+  done
+  wait "$pid"
+  log "$label: done in $(( $(date +%s) - t0 ))s"
+}
+
+build() {  # build NAME VERSION WRAPPER LDFLAGS PKG:OUT ...
+  local name=$1 version=$2 wrapper=$3 ldflags=$4; shift 4
+  local dest="$cache/$name-$version"
+  local missing=0 spec
+  for spec in "$@"; do [[ -x "$dest/${spec#*:}" ]] || missing=1; done
+  if (( missing == 0 )); then log "$name $version: cached in $dest"; return; fi
+  need_disk
+  log "$name $version: building ${#@} binaries (cold builds take minutes on 2 cores)"
+  local tmp="$dest.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  for spec in "$@"; do
+    local pkg=${spec%%:*} out=${spec#*:}
+    (cd "$here/$wrapper" && run_with_progress "$name/$out" \
+      env CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -tags grpcnotrace \
+        -ldflags "$ldflags" -o "$tmp/$out" "$pkg")
+  done
+  rm -rf "$dest"; mv "$tmp" "$dest"
+  log "$name $version: $(du -sh "$dest" | cut -f1) in $dest"
+}
+
+k8s_ldflags() {
+  local v=$K8S_VERSION minor
+  minor=$(echo "$v" | cut -d. -f2)
+  local x
+  for x in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    printf -- '-X %s.gitVersion=%s -X %s.gitMajor=1 -X %s.gitMinor=%s -X %s.gitTreeState=clean ' \
+      "$x" "$v" "$x" "$x" "$minor" "$x"
+  done
+  printf -- '-s -w'
+}
+
+want=("$@")
+[[ ${#want[@]} -gt 0 ]] || want=(etcd kubernetes kwok helm)
+for c in "${want[@]}"; do
+  case "$c" in
+    etcd) build etcd "$ETCD_VERSION" etcd "-s -w" go.etcd.io/etcd/server/v3:etcd ;;
+    kubernetes) build kubernetes "$K8S_VERSION" k8s "$(k8s_ldflags)" \
+      k8s.io/kubernetes/cmd/kube-apiserver:kube-apiserver \
+      k8s.io/kubernetes/cmd/kube-controller-manager:kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler:kube-scheduler \
+      k8s.io/kubernetes/cmd/kubectl:kubectl ;;
+    kwok) build kwok "$KWOK_VERSION" kwok \
+      "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok:kwok
+      # KWOK v0.8 ships no built-in stages: keep the stage files beside the binary.
+      if [[ ! -d "$cache/kwok-$KWOK_VERSION/stages" ]]; then
+        src=$(cd "$here/kwok" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)
+        mkdir -p "$cache/kwok-$KWOK_VERSION/stages"
+        cp -r "$src/kustomize/stage/." "$cache/kwok-$KWOK_VERSION/stages/"
+        chmod -R u+w "$cache/kwok-$KWOK_VERSION/stages"
+      fi ;;
+    helm) build helm "$HELM_VERSION" helm \
+      "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm:helm ;;
+    *) log "unknown component: $c"; exit 2 ;;
+  esac
+done
+log "all requested binaries ready under $cache"
