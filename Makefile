@@ -49,7 +49,7 @@ bench: venv
 	$(PY) benchmarks/bench_scheduler.py --quick
 	$(PY) benchmarks/bench_placement_quality.py --quick
 
-test: venv binaries lint typecheck
+test: venv binaries gen-check lint typecheck
 	$(VENV)/bin/pytest tests -q
 
 clean:

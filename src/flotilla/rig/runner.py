@@ -26,8 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flotilla import certs
-from flotilla.rig import kube
+from flotilla import certs, kube
 from flotilla.rig.binaries import Binaries, ensure
 from flotilla.rig.cluster import ClusterHandle, write_kubeconfig
 from flotilla.rig.fleet import ClusterSpec, Fleet
@@ -372,7 +371,7 @@ class Rig:
             for node in nodes:
                 status = node.pop("status")
                 created = kube.apply(api, node, field_manager="flotilla-rig")
-                kube._call(
+                kube.request(
                     api,
                     "PATCH",
                     f"/api/v1/nodes/{created['metadata']['name']}/status",

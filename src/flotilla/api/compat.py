@@ -1,0 +1,204 @@
+"""What Flotilla does with each Karmada, Volcano and scheduler-plugins field (the compatibility table).
+
+Every field their CRDs accept is accepted by ours (same name, type and enum). For each one the
+tables below say whether Flotilla acts on it (``supported``), accepts it but does nothing with it
+(``ignored``: the operator emits a Warning event, see :func:`ignored_fields_in`), or fills it in
+itself (``status``). No field is rejected outright; combinations that Karmada's webhook rejects
+are rejected by our CEL rules, listed per kind in docs/api-compatibility.md.
+
+docs/api-compatibility.md is generated from these tables by ``python -m flotilla.api.gen``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Support(StrEnum):
+    SUPPORTED = "supported"
+    IGNORED = "accepted, ignored (Warning event)"
+    STATUS = "status, written by Flotilla"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class FieldSupport:
+    """One upstream field and what Flotilla does with it."""
+
+    path: str
+    support: Support
+    note: str
+    inert: tuple[Any, ...] = ()
+    """Values of an ignored field that change nothing, so no warning is due (e.g. Karmada defaults)."""
+
+
+S, IG, ST = Support.SUPPORTED, Support.IGNORED, Support.STATUS
+
+_AFFINITY = "spec.placement.clusterAffinity"
+_AFFINITIES = "spec.placement.clusterAffinities[]"
+_REPLICAS = "spec.placement.replicaScheduling"
+_APP = "spec.failover.application"
+
+KARMADA_POLICY_FIELDS: tuple[FieldSupport, ...] = (
+    FieldSupport("spec.resourceSelectors[].apiVersion", S, "Matched against the template's apiVersion."),
+    FieldSupport("spec.resourceSelectors[].kind", S, "Matched against the template's kind."),
+    FieldSupport("spec.resourceSelectors[].namespace", S, "Only used by ClusterPropagationPolicy."),
+    FieldSupport("spec.resourceSelectors[].name", S, "An explicit name beats a label selector."),
+    FieldSupport("spec.resourceSelectors[].labelSelector", S, "Ignored when name is set (as in Karmada)."),
+    FieldSupport("spec.association", IG, "Deprecated in Karmada in favour of propagateDeps.", (False,)),
+    FieldSupport(
+        "spec.propagateDeps", IG, "Dependencies are not propagated; create them on members.", (False,)
+    ),
+    FieldSupport(f"{_AFFINITY}.clusterNames", S, "Only these MemberClusters."),
+    FieldSupport(f"{_AFFINITY}.exclude", S, "Never these MemberClusters."),
+    FieldSupport(f"{_AFFINITY}.labelSelector", S, "Over MemberCluster labels."),
+    FieldSupport(f"{_AFFINITY}.fieldSelector", S, "Over MemberCluster spec.provider/region/zone."),
+    FieldSupport(f"{_AFFINITIES}.affinityName", S, "Groups are tried in order; the first that fits wins."),
+    FieldSupport(f"{_AFFINITIES}.clusterNames", S, "As in clusterAffinity."),
+    FieldSupport(f"{_AFFINITIES}.exclude", S, "As in clusterAffinity."),
+    FieldSupport(f"{_AFFINITIES}.labelSelector", S, "As in clusterAffinity."),
+    FieldSupport(f"{_AFFINITIES}.fieldSelector", S, "As in clusterAffinity."),
+    FieldSupport(f"{_AFFINITIES}.overflowAffinities", IG, "No overflow scheduling; the group is used alone."),
+    FieldSupport("spec.placement.clusterTolerations", S, "Tolerate MemberCluster spec.taints."),
+    FieldSupport("spec.placement.spreadConstraints[].spreadByField", S, "cluster, region, zone or provider."),
+    FieldSupport("spec.placement.spreadConstraints[].spreadByLabel", S, "Groups clusters by a label value."),
+    FieldSupport("spec.placement.spreadConstraints[].maxGroups", S, "0 means no limit (as in Karmada)."),
+    FieldSupport("spec.placement.spreadConstraints[].minGroups", S, "Fewest groups."),
+    FieldSupport(
+        f"{_REPLICAS}.replicaSchedulingType", S, "Duplicated or Divided; no replicaScheduling = Duplicated."
+    ),
+    FieldSupport(f"{_REPLICAS}.replicaDivisionPreference", S, "Aggregated or Weighted."),
+    FieldSupport(f"{_REPLICAS}.weightPreference.staticWeightList", S, "Static weights per cluster group."),
+    FieldSupport(f"{_REPLICAS}.weightPreference.dynamicWeight", S, "AvailableReplicas, from node-level fit."),
+    FieldSupport(
+        "spec.placement.workloadAffinity", IG, "Workload (anti-)affinity groups are not implemented."
+    ),
+    FieldSupport("spec.priority", S, "Higher wins among matching policies, then name order."),
+    FieldSupport("spec.preemption", S, "Always: may take over workloads claimed by a lower-priority policy."),
+    FieldSupport("spec.dependentOverrides", IG, "Flotilla has no OverridePolicy."),
+    FieldSupport(
+        "spec.schedulerName",
+        S,
+        "Flotilla schedules unset, default-scheduler and flotilla; other values are left to their scheduler.",
+    ),
+    FieldSupport(
+        f"{_APP}.decisionConditions.tolerationSeconds", S, "Unhealthy this long -> moved (default 300)."
+    ),
+    FieldSupport(f"{_APP}.purgeMode", S, "Immediately/Graciously are read as Directly/Gracefully."),
+    FieldSupport(f"{_APP}.gracePeriodSeconds", S, "Longest wait for the new copy (Gracefully)."),
+    FieldSupport(f"{_APP}.statePreservation", IG, "State is not carried across failover."),
+    FieldSupport("spec.failover.cluster.purgeMode", S, "How copies on a lost cluster are removed."),
+    FieldSupport("spec.failover.cluster.statePreservation", IG, "State is not carried across failover."),
+    FieldSupport(
+        "spec.conflictResolution",
+        IG,
+        "Flotilla never takes over a member object it did not create (always Abort).",
+        ("Abort",),
+    ),
+    FieldSupport("spec.activationPreference", IG, "Policy changes apply at once."),
+    FieldSupport("spec.suspension.dispatching", S, "Stops propagation to every cluster.", (False,)),
+    FieldSupport("spec.suspension.dispatchingOnClusters", S, "Stops propagation to the listed clusters."),
+    FieldSupport(
+        "spec.preserveResourcesOnDeletion", IG, "Member copies are removed with the template.", (False,)
+    ),
+    FieldSupport("spec.schedulePriority", IG, "Queue order follows spec.priority."),
+)
+"""PropagationPolicy and ClusterPropagationPolicy (policy.karmada.io/v1alpha1, Karmada v1.18)."""
+
+KARMADA_QUOTA_FIELDS: tuple[FieldSupport, ...] = (
+    FieldSupport("spec.overall", S, "Enforced by the admission webhook when workloads are applied."),
+    FieldSupport("spec.staticAssignments[].clusterName", S, "A MemberCluster name."),
+    FieldSupport("spec.staticAssignments[].hard", S, "Per-cluster cap, enforced when placing."),
+    FieldSupport("status.overall", ST, "The enforced overall quota."),
+    FieldSupport("status.overallUsed", ST, "Usage summed over clusters."),
+    FieldSupport("status.aggregatedStatus[].clusterName", ST, "One entry per cluster."),
+    FieldSupport("status.aggregatedStatus[].hard", ST, "The cluster's static assignment, if any."),
+    FieldSupport("status.aggregatedStatus[].used", ST, "Usage on the cluster."),
+)
+"""FederatedResourceQuota (policy.karmada.io/v1alpha1, Karmada v1.18)."""
+
+VOLCANO_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
+    FieldSupport("spec.minMember", S, "Gang size; 0 or unset means all replicas of the workload."),
+    FieldSupport("spec.minTaskMember", S, "Per-role minimum; the sum may not exceed minMember."),
+    FieldSupport("spec.minResources", S, "Clusters that cannot fit these are filtered out."),
+    FieldSupport("spec.queue", IG, "Flotilla has no queues; immutable once set.", ("default",)),
+    FieldSupport("spec.priorityClassName", S, "Orders gangs waiting for capacity."),
+    FieldSupport(
+        "spec.networkTopology", IG, "Network-tier placement is not implemented; use maxClusters: 1."
+    ),
+    FieldSupport("spec.subGroupPolicy", IG, "Sub-groups are not implemented."),
+    FieldSupport(
+        "status.phase", ST, "Pending, Inqueue, Running, Unknown, Completed (plus Flotilla's others)."
+    ),
+    FieldSupport("status.running", ST, "Members running."),
+    FieldSupport("status.succeeded", ST, "Members succeeded."),
+    FieldSupport("status.failed", ST, "Members failed."),
+    FieldSupport("status.conditions", ST, "metav1.Condition shape; Volcano's transitionID is not kept."),
+)
+"""PodGroup (scheduling.volcano.sh/v1beta1, Volcano v1.15)."""
+
+SCHEDULER_PLUGINS_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
+    FieldSupport("spec.minMember", S, "Gang size (scheduler-plugins requires >= 1; Flotilla accepts 0)."),
+    FieldSupport("spec.minResources", S, "Clusters that cannot fit these are filtered out."),
+    FieldSupport("spec.scheduleTimeoutSeconds", S, "Waiting longer marks the group Failed."),
+    FieldSupport("status.phase", ST, "Pending, Scheduling, Running, Finished, Failed, Unknown."),
+    FieldSupport("status.running", ST, "Members running."),
+    FieldSupport("status.succeeded", ST, "Members succeeded."),
+    FieldSupport("status.failed", ST, "Members failed."),
+    FieldSupport("status.occupiedBy", ST, "The workload owning the group."),
+    FieldSupport("status.scheduleStartTime", ST, "When placement started."),
+)
+"""PodGroup (scheduling.x-k8s.io/v1alpha1, scheduler-plugins v0.34)."""
+
+FLOTILLA_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
+    FieldSupport("spec.maxClusters", S, "Flotilla only: clusters the gang may span (default 1)."),
+    FieldSupport("status.cluster", ST, "Flotilla only: the cluster the gang was placed on."),
+)
+
+IGNORED_KARMADA_FIELDS: tuple[str, ...] = tuple(f.path for f in KARMADA_POLICY_FIELDS if f.support is IG)
+"""Policy fields the operator accepts without acting on them (warn when set, see ignored_fields_in)."""
+IGNORED_PODGROUP_FIELDS: tuple[str, ...] = tuple(
+    f.path for f in VOLCANO_PODGROUP_FIELDS + SCHEDULER_PLUGINS_PODGROUP_FIELDS if f.support is IG
+)
+"""PodGroup fields the operator accepts without acting on them."""
+
+
+def _values_at(obj: Any, parts: Sequence[str]) -> Iterable[Any]:
+    if not parts:
+        yield obj
+        return
+    head, rest = parts[0], parts[1:]
+    many = head.endswith("[]")
+    key = head.removesuffix("[]")
+    if not isinstance(obj, Mapping) or key not in obj or obj[key] is None:
+        return
+    value = obj[key]
+    for item in value if many and isinstance(value, list) else [value]:
+        yield from _values_at(item, rest)
+
+
+def ignored_fields_in(
+    body: Mapping[str, Any], table: Sequence[FieldSupport] = KARMADA_POLICY_FIELDS
+) -> list[str]:
+    """Paths of ignored fields that ``body`` (a whole object) sets to a value that matters.
+
+    The operator emits one Warning event per path, e.g. reason ``IgnoredField``, message
+    ``spec.propagateDeps is accepted but not implemented by Flotilla: ...``.
+    """
+    found: list[str] = []
+    for field in table:
+        if field.support is not IG:
+            continue
+        values = [v for v in _values_at(body, field.path.split(".")) if v not in field.inert and v != []]
+        if values:
+            found.append(field.path)
+    return found
+
+
+def ignored_field_message(path: str, table: Sequence[FieldSupport] = KARMADA_POLICY_FIELDS) -> str:
+    """The Warning event message for one ignored field."""
+    note = next((f.note for f in table if f.path == path), "")
+    return f"{path} is accepted for compatibility but ignored by Flotilla. {note}".strip()
