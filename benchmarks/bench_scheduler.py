@@ -1,0 +1,178 @@
+"""Scheduler core throughput and latency (DESIGN.md section 7).
+
+Fleet: N clusters x 100 heterogeneous GPU nodes (8x H100, 8x A100, 4x L4, 2x T4), partly used.
+Queue: a fixed-seed mix of AI workloads (1-GPU replicas, fractional GPUs, 8-GPU pods, GPU-model
+constrained pods, PyTorchJob gangs of 4 x 8 GPUs, CPU-only pods). Each decision is taken on a
+fresh cache snapshot and its pods are reserved (``assume``), so later decisions see it.
+
+Prints, per fleet size: decisions/s, p50/p99 latency of one decision (schedule + assume), the
+time to clear the queue and how many workloads were placed.
+
+    .venv/bin/python benchmarks/bench_scheduler.py            # 10, 100, 1000 clusters
+    .venv/bin/python benchmarks/bench_scheduler.py --quick    # seconds, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+from flotilla.scheduler import (
+    GPU_MEMORY_LABEL,
+    GPU_MILLI_RESOURCE,
+    GPU_PRODUCT_LABEL,
+    GPU_RESOURCE,
+    ClusterInfo,
+    Component,
+    GangSpec,
+    NodeInfo,
+    Placement,
+    Scheduler,
+    SchedulerCache,
+    Workload,
+)
+
+GiB = 1 << 30
+NODE_TYPES = (  # (model, GPUs, memory MiB per GPU, cpu millicores, memory bytes, weight)
+    ("NVIDIA-H100-80GB-HBM3", 8, 81559, 192_000, 2048 * GiB, 3),
+    ("NVIDIA-A100-SXM4-80GB", 8, 81920, 128_000, 1024 * GiB, 4),
+    ("NVIDIA-L4", 4, 23034, 48_000, 192 * GiB, 2),
+    ("Tesla-T4", 2, 15360, 32_000, 128 * GiB, 1),
+)
+DIVIDED = {
+    "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}
+}
+APIS = frozenset({"apps/v1/Deployment", "batch/v1/Job", "kubeflow.org/v1/PyTorchJob"})
+
+
+def make_node(rng: random.Random, name: str) -> NodeInfo:
+    model, gpus, gpu_mem, cpu, mem, _ = rng.choices(NODE_TYPES, weights=[t[-1] for t in NODE_TYPES])[0]
+    used_gpus = rng.choice([0, 0, 0, gpus // 2, gpus - 1, gpus])
+    devices = [0] * used_gpus + [1000] * (gpus - used_gpus)
+    if used_gpus < gpus and rng.random() < 0.3:
+        devices[used_gpus] = rng.choice([200, 500, 750])
+    return NodeInfo(
+        name=name,
+        allocatable={"cpu": cpu, "memory": mem, "pods": 110, GPU_RESOURCE: gpus},
+        used={
+            "cpu": cpu * used_gpus // (gpus * 2),
+            "memory": mem * used_gpus // (gpus * 2),
+            "pods": used_gpus,
+        },
+        labels={GPU_PRODUCT_LABEL: model, GPU_MEMORY_LABEL: str(gpu_mem)},
+        gpu_free=tuple(devices),
+    )
+
+
+def make_fleet(clusters: int, nodes: int, seed: int = 7) -> SchedulerCache:
+    rng = random.Random(seed)
+    cache = SchedulerCache()
+    for c in range(clusters):
+        name = f"member-{c:04d}"
+        node_map = {f"{name}-n{n:03d}": make_node(rng, f"{name}-n{n:03d}") for n in range(nodes)}
+        cache.update_cluster(
+            ClusterInfo(name, node_map, labels={"tier": "gpu"}, api_enablements=APIS, region=f"r{c % 4}")
+        )
+    return cache
+
+
+def make_workloads(count: int, seed: int = 11) -> list[Workload]:
+    rng = random.Random(seed)
+    divided = Placement.from_dict(DIVIDED)
+    out: list[Workload] = []
+    for i in range(count):
+        kind = rng.random()
+        key = f"ns/w{i:05d}"
+        if kind < 0.35:
+            comp = Component("main", rng.randint(1, 4), {"cpu": 8000, "memory": 64 * GiB, GPU_RESOURCE: 1})
+        elif kind < 0.55:
+            milli = rng.choice([250, 500])
+            comp = Component(
+                "main", rng.randint(1, 2), {"cpu": 2000, "memory": 16 * GiB, GPU_MILLI_RESOURCE: milli}
+            )
+        elif kind < 0.70:
+            comp = Component("main", rng.randint(1, 2), {"cpu": 64000, "memory": 512 * GiB, GPU_RESOURCE: 8})
+        elif kind < 0.80:
+            comp = Component(
+                "main",
+                rng.randint(1, 2),
+                {"cpu": 8000, "memory": 32 * GiB, GPU_RESOURCE: 2},
+                node_selector={GPU_PRODUCT_LABEL: "NVIDIA-H100-80GB-HBM3"},
+            )
+        elif kind < 0.90:
+            req = {"cpu": 64000, "memory": 512 * GiB, GPU_RESOURCE: 8}
+            out.append(
+                Workload(
+                    key,
+                    (Component("master", 1, req), Component("worker", 3, req)),
+                    gang=GangSpec(min_member=4),
+                    gvk="kubeflow.org/v1/PyTorchJob",
+                )
+            )
+            continue
+        else:
+            comp = Component("main", 2, {"cpu": 4000, "memory": 8 * GiB})
+        out.append(Workload(key, (comp,), divided, gvk="apps/v1/Deployment"))
+    return out
+
+
+def run(clusters: int, nodes: int, count: int) -> dict[str, float]:
+    build = time.perf_counter()
+    cache = make_fleet(clusters, nodes)
+    build = time.perf_counter() - build
+    workloads = make_workloads(count)
+    scheduler = Scheduler()
+    latencies: list[float] = []
+    placed = 0
+    start = time.perf_counter()
+    cpu_start = time.process_time()
+    for w in workloads:
+        t0 = time.perf_counter()
+        outcome = scheduler.schedule(cache.snapshot(), w)
+        if outcome.ok:
+            cache.assume(w.key, outcome.assignments)
+            placed += 1
+        latencies.append(time.perf_counter() - t0)
+    total = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
+    latencies.sort()
+    return {
+        "clusters": clusters,
+        "nodes": clusters * nodes,
+        "decisions": count,
+        "placed": placed,
+        "build_s": build,
+        "total_s": total,
+        "rate": count / total,
+        "cpu_rate": count / cpu,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small runs (CI)")
+    parser.add_argument("--nodes", type=int, default=100, help="GPU nodes per cluster")
+    args = parser.parse_args()
+    plan = [(10, 1000), (100, 2000)] if args.quick else [(10, 10_000), (100, 10_000), (1000, 1000)]
+    print(
+        f"{'clusters':>8} {'nodes':>7} {'decisions':>9} {'placed':>7} {'dec/s':>8} {'cpu dec/s':>9} "
+        f"{'p50 ms':>7} {'p99 ms':>7} "
+        f"{'queue s':>8} {'build s':>7}"
+    )
+    for clusters, count in plan:
+        r = run(clusters, args.nodes, count)
+        print(
+            f"{r['clusters']:>8} {r['nodes']:>7} {r['decisions']:>9} {r['placed']:>7} "
+            f"{r['rate']:>8.0f} {r['cpu_rate']:>9.0f} "
+            f"{r['p50_ms']:>7.3f} {r['p99_ms']:>7.3f} {r['total_s']:>8.2f} {r['build_s']:>7.2f}"
+        )
+    print("queue s = wall time to schedule and reserve every queued workload in order (one process);")
+    print("cpu dec/s = decisions per second of this process's CPU time (robust on a shared machine).")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,287 @@
+"""SchedulerCache: the inventory the operator feeds, plus reservations ("assumed" pods).
+
+The effective state of a node is ``base node + reported pods + reserved pods``, rebuilt for
+that node only whenever one of the three changes. Every change produces a new immutable
+:class:`~flotilla.scheduler.snapshot.NodeInfo` and a new :class:`ClusterInfo` version (the
+cluster's node map is copied shallowly - a few microseconds per change, no deep copies), so
+:meth:`SchedulerCache.snapshot` is cheap and snapshots already handed out never change.
+Results memoised on an unchanged ClusterInfo stay valid; label/taint-only results are carried
+over to the next version when only usage changed.
+
+Reservations follow kube-scheduler's assume/confirm/forget: after a decision, ``assume()``
+reserves its pods on their nodes so the next decision cannot double-book them. When the member
+reports the real pods (``add_pod``), call ``confirm(key)`` to drop the reservation; if nothing
+is confirmed within the TTL (default 300 s, measured with the injected clock) the reservation
+rolls back by itself. ``forget``/``confirm`` are idempotent.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from flotilla.scheduler.nodefit import PodAssignment
+from flotilla.scheduler.quantity import ResourceList
+from flotilla.scheduler.snapshot import (
+    GPU_MILLI_RESOURCE,
+    GPU_RESOURCE,
+    MILLI_PER_GPU,
+    ClusterInfo,
+    NodeInfo,
+    Snapshot,
+)
+
+__all__ = ["DEFAULT_ASSUME_TTL", "PodInfo", "SchedulerCache"]
+
+DEFAULT_ASSUME_TTL = 300.0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PodInfo:
+    """A pod a member reports as bound to ``node``; ``gpu_devices`` when the device plugin says which."""
+
+    uid: str
+    node: str
+    requests: ResourceList
+    gpu_devices: tuple[int, ...] | None = None
+
+
+@dataclass(slots=True)
+class _Reservation:
+    key: str
+    pods: list[PodAssignment]
+    deadline: float
+
+
+@dataclass(slots=True)
+class _ClusterEntry:
+    base: ClusterInfo
+    base_nodes: dict[str, NodeInfo] = field(default_factory=dict)
+    pods: dict[str, dict[str, PodInfo]] = field(default_factory=dict)
+    reserved: dict[str, list[tuple[str, PodAssignment]]] = field(default_factory=dict)
+
+
+def _take_devices(devices: list[int], requests: Mapping[str, int], preferred: Iterable[int] = ()) -> None:
+    """Charge one pod's GPU request to ``devices`` (preferred indexes first, then first/best fit)."""
+    whole = requests.get(GPU_RESOURCE, 0)
+    milli = requests.get(GPU_MILLI_RESOURCE, 0)
+    want = list(preferred)
+    if whole:
+        chosen = [i for i in want if 0 <= i < len(devices) and devices[i] >= MILLI_PER_GPU][:whole]
+        chosen += [i for i, d in enumerate(devices) if d >= MILLI_PER_GPU and i not in chosen][
+            : whole - len(chosen)
+        ]
+        for i in chosen:
+            devices[i] = 0
+    elif milli:
+        fit = [i for i in want if 0 <= i < len(devices) and devices[i] >= milli]
+        if not fit:
+            fit = sorted((i for i, d in enumerate(devices) if d >= milli), key=lambda j: (devices[j], j))[:1]
+        if fit:
+            devices[fit[0]] -= milli
+        elif devices:
+            i = max(range(len(devices)), key=lambda j: devices[j])
+            devices[i] = max(devices[i] - milli, 0)
+
+
+class SchedulerCache:
+    """Cluster inventories + reservations, handing out cheap immutable snapshots.
+
+    Inventory API (called by the operator's inventory):
+
+    * ``update_cluster(info)`` - add or replace a cluster: metadata and its *base* nodes
+      (``info.nodes``; their ``used`` should exclude pods you report with ``add_pod``);
+    * ``remove_cluster(name)``;
+    * ``upsert_node(cluster, node)`` / ``remove_node(cluster, node_name)``;
+    * ``add_pod(cluster, pod)`` / ``remove_pod(cluster, uid)`` (idempotent);
+
+    Reservation API (called after each decision):
+
+    * ``assume(key, assignments, ttl=None)`` - reserve a decision's pods (replaces any earlier
+      reservation of the same workload);
+    * ``confirm(key)`` - the member now reports the pods: drop the reservation;
+    * ``forget(key)`` - roll back (failed push, rescheduling); idempotent;
+    * ``expire()`` - roll back reservations past their TTL (also done by ``snapshot()``).
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, assume_ttl: float = DEFAULT_ASSUME_TTL
+    ) -> None:
+        self._clock = clock
+        self._ttl = assume_ttl
+        self._entries: dict[str, _ClusterEntry] = {}
+        self._effective: dict[str, ClusterInfo] = {}
+        self._reservations: dict[str, _Reservation] = {}
+        self._deadlines: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
+        self._versions = itertools.count(1)
+        self._generation = 0
+        self._snapshot: Snapshot | None = None
+
+    # -- internals ---------------------------------------------------------------------------
+    def _node_effective(self, entry: _ClusterEntry, name: str) -> NodeInfo:
+        base = entry.base_nodes[name]
+        pods = entry.pods.get(name, {})
+        reserved = entry.reserved.get(name, [])
+        if not pods and not reserved:
+            return base
+        used = dict(base.used)
+        devices = list(base.devices)
+        requests: list[tuple[Mapping[str, int], Iterable[int]]] = [
+            (p.requests, p.gpu_devices or ()) for p in pods.values()
+        ]
+        requests += [(a.requests, a.gpu_devices) for _, a in reserved]
+        for req, preferred in requests:
+            for res, amount in req.items():
+                if res not in (GPU_RESOURCE, GPU_MILLI_RESOURCE):
+                    used[res] = used.get(res, 0) + amount
+            if "pods" in base.allocatable:
+                used["pods"] = used.get("pods", 0) + 1
+            _take_devices(devices, req, preferred)
+        return replace(base, used=used, gpu_free=tuple(devices))
+
+    def _publish(self, name: str, changed_nodes: Iterable[str] | None, usage_only: bool) -> None:
+        """Rebuild the effective ClusterInfo after a change (``None`` = every node)."""
+        entry = self._entries[name]
+        old = self._effective.get(name)
+        if old is None or changed_nodes is None:
+            nodes = {n: self._node_effective(entry, n) for n in sorted(entry.base_nodes)}
+        else:
+            nodes = dict(old.nodes)
+            for n in changed_nodes:
+                if n in entry.base_nodes:
+                    nodes[n] = self._node_effective(entry, n)
+                else:
+                    nodes.pop(n, None)
+        static = old.static_memo if (old is not None and usage_only) else {}
+        self._effective[name] = replace(
+            entry.base, nodes=nodes, version=next(self._versions), static_memo=static
+        )
+        self._generation += 1
+        self._snapshot = None
+
+    def _reserve(self, res: _Reservation, sign: int) -> None:
+        touched: dict[str, set[str]] = {}
+        for pod in res.pods:
+            entry = self._entries.get(pod.cluster)
+            if entry is None:
+                continue
+            lst = entry.reserved.setdefault(pod.node, [])
+            if sign > 0:
+                lst.append((res.key, pod))
+            else:
+                entry.reserved[pod.node] = [(k, p) for k, p in lst if p is not pod]
+                if not entry.reserved[pod.node]:
+                    del entry.reserved[pod.node]
+            touched.setdefault(pod.cluster, set()).add(pod.node)
+        for cluster, nodes in touched.items():
+            self._publish(cluster, nodes, usage_only=True)
+
+    # -- inventory -----------------------------------------------------------------------------
+    def update_cluster(self, info: ClusterInfo) -> None:
+        """Add or replace a cluster (metadata and base nodes); pods and reservations are kept."""
+        entry = self._entries.get(info.name)
+        if entry is None:
+            entry = self._entries[info.name] = _ClusterEntry(info)
+        entry.base = replace(info, nodes={}, static_memo={})
+        entry.base_nodes = dict(info.nodes)
+        self._publish(info.name, None, usage_only=False)
+
+    def remove_cluster(self, name: str) -> None:
+        if self._entries.pop(name, None) is not None:
+            self._effective.pop(name, None)
+            self._generation += 1
+            self._snapshot = None
+
+    def upsert_node(self, cluster: str, node: NodeInfo) -> None:
+        entry = self._entries[cluster]
+        old = entry.base_nodes.get(node.name)
+        entry.base_nodes[node.name] = node
+        same_static = old is not None and old.labels == node.labels and old.taints == node.taints
+        self._publish(
+            cluster, [node.name], usage_only=same_static and old is not None and old.ready == node.ready
+        )
+
+    def remove_node(self, cluster: str, node_name: str) -> None:
+        entry = self._entries.get(cluster)
+        if entry is None or entry.base_nodes.pop(node_name, None) is None:
+            return
+        entry.pods.pop(node_name, None)
+        self._publish(cluster, [node_name], usage_only=False)
+
+    def add_pod(self, cluster: str, pod: PodInfo) -> None:
+        entry = self._entries[cluster]
+        self.remove_pod(cluster, pod.uid)
+        entry.pods.setdefault(pod.node, {})[pod.uid] = pod
+        self._publish(cluster, [pod.node], usage_only=True)
+
+    def remove_pod(self, cluster: str, uid: str) -> None:
+        entry = self._entries.get(cluster)
+        if entry is None:
+            return
+        for node, pods in entry.pods.items():
+            if pods.pop(uid, None) is not None:
+                self._publish(cluster, [node], usage_only=True)
+                return
+
+    # -- reservations --------------------------------------------------------------------------
+    def assume(self, key: str, assignments: Iterable[PodAssignment], ttl: float | None = None) -> None:
+        """Reserve a decision's pods until ``confirm``/``forget`` or the TTL."""
+        self.expire()
+        self.forget(key)
+        res = _Reservation(key, list(assignments), self._clock() + (self._ttl if ttl is None else ttl))
+        if not res.pods:
+            return
+        self._reservations[key] = res
+        heapq.heappush(self._deadlines, (res.deadline, next(self._seq), key))
+        self._reserve(res, +1)
+
+    def forget(self, key: str) -> bool:
+        """Drop a reservation (rollback); returns whether one existed. Idempotent."""
+        res = self._reservations.pop(key, None)
+        if res is None:
+            return False
+        self._reserve(res, -1)
+        return True
+
+    def confirm(self, key: str) -> bool:
+        """The member reported the workload's pods (via ``add_pod``): the reservation is no longer needed."""
+        return self.forget(key)
+
+    def is_assumed(self, key: str) -> bool:
+        return key in self._reservations
+
+    def expire(self) -> list[str]:
+        """Roll back reservations whose TTL passed; returns their keys."""
+        now = self._clock()
+        expired: list[str] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, _, key = heapq.heappop(self._deadlines)
+            res = self._reservations.get(key)
+            if res is not None and res.deadline == deadline:
+                self.forget(key)
+                expired.append(key)
+        return expired
+
+    # -- snapshots -----------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """An immutable view for one cycle (expires stale reservations first)."""
+        self.expire()
+        if self._snapshot is None:
+            self._snapshot = Snapshot(dict(self._effective), self._generation)
+        return self._snapshot
+
+    def cluster(self, name: str) -> ClusterInfo:
+        return self._effective[name]
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "clusters": len(self._entries),
+            "nodes": sum(len(e.base_nodes) for e in self._entries.values()),
+            "reservations": len(self._reservations),
+            "generation": self._generation,
+        }

@@ -1,0 +1,507 @@
+"""The scheduling pipeline: filter clusters, check node-level fit, score, select, divide, bind.
+
+``Scheduler.schedule(snapshot, workload)`` is pure: the same snapshot and workload always give
+the same decision (every tie is broken by cluster name, then node name). A workload that does
+not fit yields :class:`Unschedulable` with a :class:`~flotilla.scheduler.framework.Diagnosis`;
+exceptions are reserved for invalid input.
+
+Per cluster, after the cluster filters pass, node-level fit decides feasibility:
+
+* gang (PodGroup): the gang's required pods (``minTaskMember`` per role, topped up to
+  ``minMember``) must bind simultaneously, pod by pod, on the cluster's nodes (one cluster
+  unless ``allow_multi_cluster``, in which case the gang spans clusters, still all or nothing);
+* Duplicated: every replica of every component must bind simultaneously;
+* Divided: at least one replica must fit; replicas are then divided (see
+  :mod:`flotilla.scheduler.division`) never beyond what fits at node level.
+
+``placement.clusterAffinities`` groups are tried in order until one yields a placement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flotilla.scheduler.division import aggregate, divide
+from flotilla.scheduler.framework import Code, CycleState, Diagnosis, Status
+from flotilla.scheduler.nodefit import ClusterPlacer, PodAssignment
+from flotilla.scheduler.placement import AGGREGATED, DUPLICATED, ClusterAffinity, Placement
+from flotilla.scheduler.plugins import cluster_affinity, node_resources_fit
+from flotilla.scheduler.runtime import Framework, ScoreEntry
+from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
+from flotilla.scheduler.spread import select_clusters
+from flotilla.scheduler.workload import Component, PodShape, Workload
+
+__all__ = [
+    "Explanation",
+    "ScheduleOutcome",
+    "ScheduleResult",
+    "Scheduler",
+    "TargetCluster",
+    "Unschedulable",
+    "schedule",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class _Check:
+    """Node-level verdict for one cluster: status, available pods per component, node score."""
+
+    status: Status
+    available: dict[str, int]
+    node_reasons: dict[str, int] | None
+    score: float
+
+
+Mode = Literal["gang", "gang-multi-cluster", "duplicated", "divided"]
+PodGroup = tuple[str, PodShape, int]
+"""``(component name, shape, pod count)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class TargetCluster:
+    """A chosen cluster and the replicas it gets (total and per component)."""
+
+    name: str
+    replicas: int
+    components: Mapping[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "replicas": self.replicas, "components": dict(self.components)}
+
+
+@dataclass(slots=True)
+class Explanation:
+    """Why each cluster was or was not chosen; ``to_dict()`` is JSON-serialisable.
+
+    Per cluster: the filter that rejected it (plugin, code, reasons, and the node-level reason
+    histogram when node fit rejected it), or each score plugin's raw, normalised and weighted
+    score, the total, the node-level available replicas per component, and the final replicas.
+    """
+
+    workload: str
+    mode: str
+    affinity_term: str = ""
+    statuses: dict[str, Status] = field(default_factory=dict)
+    node_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
+    available: dict[str, dict[str, int]] = field(default_factory=dict)
+    scores: dict[str, dict[str, ScoreEntry]] = field(default_factory=dict)
+    totals: dict[str, float] = field(default_factory=dict)
+    selected: list[str] = field(default_factory=list)
+    replicas: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def cluster(self, name: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"cluster": name, "feasible": name not in self.statuses}
+        status = self.statuses.get(name)
+        if status is not None:
+            out["filter"] = status.to_dict()
+        if name in self.node_reasons:
+            out["nodes"] = dict(sorted(self.node_reasons[name].items()))
+        if name in self.available:
+            out["available"] = dict(self.available[name])
+        if name in self.scores:
+            out["scores"] = {
+                plugin: {"raw": round(raw, 4), "normalized": round(norm, 4), "weighted": round(weighted, 4)}
+                for plugin, (raw, norm, weighted) in sorted(self.scores[name].items())
+            }
+            out["total"] = round(self.totals[name], 4)
+        out["selected"] = name in self.selected
+        out["replicas"] = self.replicas.get(name, 0)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        names = sorted(set(self.statuses) | set(self.available) | set(self.scores))
+        return {
+            "workload": self.workload,
+            "mode": self.mode,
+            "affinityTerm": self.affinity_term,
+            "clusters": [self.cluster(n) for n in names],
+            "selected": list(self.selected),
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(slots=True)
+class ScheduleResult:
+    """A placement: target clusters, one :class:`PodAssignment` per pod (for reservation), why."""
+
+    targets: list[TargetCluster]
+    assignments: list[PodAssignment]
+    explanation: Explanation
+    ok: Literal[True] = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "targets": [t.to_dict() for t in self.targets],
+            "assignments": [a.to_dict() for a in self.assignments],
+            "explanation": self.explanation.to_dict(),
+        }
+
+
+@dataclass(slots=True)
+class Unschedulable:
+    """No placement this cycle; ``diagnosis.message()`` is the user-facing line."""
+
+    diagnosis: Diagnosis
+    explanation: Explanation
+    ok: Literal[False] = False
+
+    @property
+    def message(self) -> str:
+        return self.diagnosis.message()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"diagnosis": self.diagnosis.to_dict(), "explanation": self.explanation.to_dict()}
+
+
+ScheduleOutcome = ScheduleResult | Unschedulable
+
+
+def _pod_order(groups: Sequence[PodGroup]) -> list[PodGroup]:
+    """Largest pods first (GPU share, then CPU), stable on component order."""
+    return sorted(groups, key=lambda g: (-g[1].gpu_demand_milli, -dict(g[1].other).get("cpu", 0)))
+
+
+def _mode(workload: Workload) -> Mode:
+    if workload.gang is not None:
+        return "gang-multi-cluster" if workload.gang.allow_multi_cluster else "gang"
+    if workload.placement.replica_scheduling.type == DUPLICATED:
+        return "duplicated"
+    return "divided"
+
+
+class Scheduler:
+    """Runs one framework profile over snapshots. Stateless apart from memoised per-cluster fits."""
+
+    def __init__(self, framework: Framework | None = None) -> None:
+        self.framework = framework if framework is not None else Framework()
+        self.engine = self.framework.engine
+
+    # -- entry point -------------------------------------------------------------------------
+    def schedule(self, snapshot: Snapshot, workload: Workload) -> ScheduleOutcome:
+        outcome: ScheduleOutcome | None = None
+        for term_name, affinity in workload.placement.affinity_terms():
+            outcome = self._schedule_term(snapshot, workload, term_name, affinity)
+            if outcome.ok:
+                return outcome
+        assert outcome is not None
+        return outcome
+
+    # -- node-level helpers --------------------------------------------------------------------
+    def _simulate(self, cluster: ClusterInfo, groups: Sequence[PodGroup]) -> tuple[PodAssignment, ...] | None:
+        """Bind ``groups`` pod by pod onto the cluster's nodes; memoised per cluster version."""
+        key = (self.engine.token, "sim", tuple((g[0], g[1].key, g[2]) for g in groups))
+        if key in cluster.memo:
+            return cluster.memo[key]  # type: ignore[no-any-return]
+        placer = self.engine.placer(cluster)
+        result: tuple[PodAssignment, ...] | None = None
+        if all(
+            placer.place(shape, comp) is not None for comp, shape, n in _pod_order(groups) for _ in range(n)
+        ):
+            result = tuple(placer.assignments)
+        cluster.memo[key] = result
+        return result
+
+    def _check_key(
+        self, comps: Sequence[Component], need: Mapping[str, int] | None, primary: PodShape | None
+    ) -> tuple[Any, ...]:
+        return (
+            self.engine.token,
+            "check",
+            tuple((c.name, c.shape.key) for c in comps),
+            tuple(sorted(need.items())) if need is not None else None,
+            primary.key if primary is not None else None,
+        )
+
+    def _node_check(
+        self,
+        cluster: ClusterInfo,
+        key: tuple[Any, ...],
+        comps: Sequence[Component],
+        need: Mapping[str, int] | None,
+        primary: PodShape | None,
+    ) -> _Check:
+        """Node-level feasibility of one cluster, memoised per cluster version under ``key``.
+
+        ``need`` None means at least one replica of some component must fit; otherwise every
+        component needs ``need[name]`` pods at once. ``primary`` is the shape whose best node
+        gives the cluster its node score.
+        """
+        hit = cluster.memo.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        check = self._compute_check(cluster, comps, need, primary)
+        cluster.memo[key] = check
+        return check
+
+    def _compute_check(
+        self,
+        cluster: ClusterInfo,
+        comps: Sequence[Component],
+        need: Mapping[str, int] | None,
+        primary: PodShape | None,
+    ) -> _Check:
+        engine = self.engine
+        fits = {c.name: engine.shape_fit(cluster, c.shape) for c in comps}
+        avail = {name: fit.available for name, fit in fits.items()}
+        best = engine.shape_fit(cluster, primary).best_score if primary is not None else None
+        score = best if best is not None else 0.0
+        if need is None:
+            if comps and not any(avail.values()):
+                fit = fits[comps[0].name]
+                status = Status(Code.UNSCHEDULABLE, (f"cluster(s) had {fit.reason}",), fit.plugin)
+                return _Check(status, avail, fit.node_reasons, score)
+            return _Check(Status(), avail, None, score)
+        for comp in comps:
+            wanted = need.get(comp.name, 0)
+            if wanted and avail[comp.name] < wanted:
+                fit = fits[comp.name]
+                if avail[comp.name] == 0:
+                    status = Status(Code.UNSCHEDULABLE, (f"cluster(s) had {fit.reason}",), fit.plugin)
+                else:
+                    reason = "cluster(s) had room for fewer pods than the workload needs at once"
+                    status = Status(Code.UNSCHEDULABLE, (reason,), node_resources_fit.NAME)
+                return _Check(status, avail, fit.node_reasons, score)
+        wanted_comps = [c for c in comps if need.get(c.name, 0)]
+        if len(wanted_comps) > 1:
+            groups = [(c.name, c.shape, need[c.name]) for c in wanted_comps]
+            if self._simulate(cluster, groups) is None:
+                reason = "cluster(s) could not bind all required pods on their nodes at once"
+                status = Status(Code.UNSCHEDULABLE, (reason,), node_resources_fit.NAME)
+                return _Check(status, avail, None, score)
+        return _Check(Status(), avail, None, score)
+
+    # -- one affinity term ---------------------------------------------------------------------
+    def _schedule_term(
+        self, snapshot: Snapshot, workload: Workload, term_name: str, affinity: ClusterAffinity | None
+    ) -> ScheduleOutcome:
+        fw = self.framework
+        mode = _mode(workload)
+        expl = Explanation(workload.key, mode, term_name)
+        state = CycleState({cluster_affinity.STATE_KEY: affinity})
+        comps = [c for c in workload.components if c.replicas > 0]
+        active, pre = fw.run_pre_filter(state, workload, snapshot)
+        if not pre.is_success:
+            expl.statuses = dict.fromkeys(snapshot.cluster_names, pre)
+            return Unschedulable(Diagnosis(len(snapshot.clusters), dict(expl.statuses)), expl)
+
+        need: dict[str, int] | None
+        if mode == "gang":
+            need = workload.gang_requirement()
+        elif mode == "duplicated":
+            need = {c.name: c.replicas for c in comps}
+        else:
+            need = None
+
+        primary = _pod_order([(c.name, c.shape, c.replicas) for c in comps])[0][1] if comps else None
+        feasible: list[ClusterInfo] = []
+        node_scores: dict[str, float] = {}
+        run_filter, node_check = fw.run_filter, self._node_check
+        key = self._check_key(comps, need, primary)
+        statuses, available = expl.statuses, expl.available
+        for name in snapshot.cluster_names:
+            cluster = snapshot.clusters[name]
+            status = run_filter(state, workload, cluster, active)
+            if status.code is not Code.SUCCESS:
+                statuses[name] = status
+                continue
+            check = node_check(cluster, key, comps, need, primary)
+            available[name] = check.available
+            if check.status.code is Code.SUCCESS:
+                feasible.append(cluster)
+                node_scores[name] = check.score
+            else:
+                statuses[name] = check.status
+                if check.node_reasons is not None:
+                    expl.node_reasons[name] = check.node_reasons
+        if not feasible:
+            return Unschedulable(Diagnosis(len(snapshot.clusters), dict(expl.statuses)), expl)
+        if not fw.node_scorers:
+            node_scores = {}
+        totals, details = fw.run_score(state, workload, feasible, node_scores)
+        expl.scores, expl.totals = details, totals
+        ranked = sorted(feasible, key=lambda c: (-totals[c.name], c.name))
+        selected, reason = select_clusters(ranked, workload.placement.spread_constraints)
+        if reason is not None:
+            return self._fail(snapshot, expl, reason)
+        expl.selected = [c.name for c in selected]
+
+        outcome: ScheduleOutcome
+        if mode == "gang":
+            outcome = self._place_gang(snapshot, workload, comps, selected, expl)
+        elif mode == "gang-multi-cluster":
+            outcome = self._place_gang_multi(snapshot, workload, comps, selected, expl)
+        elif mode == "duplicated":
+            outcome = self._place_duplicated(snapshot, comps, selected, expl)
+        else:
+            outcome = self._place_divided(snapshot, workload.placement, comps, selected, expl)
+        if isinstance(outcome, ScheduleResult):
+            outcome.targets = [
+                TargetCluster(
+                    t.name, t.replicas, {c.name: t.components.get(c.name, 0) for c in workload.components}
+                )
+                for t in outcome.targets
+            ]
+        return outcome
+
+    # -- placement per mode --------------------------------------------------------------------
+    def _fail(self, snapshot: Snapshot, expl: Explanation, reason: str) -> Unschedulable:
+        expl.notes.append(reason)
+        return Unschedulable(Diagnosis(len(snapshot.clusters), dict(expl.statuses), [reason]), expl)
+
+    def _result(
+        self, placers: Mapping[str, ClusterPlacer], comps: Sequence[Component], expl: Explanation
+    ) -> ScheduleResult:
+        targets: list[TargetCluster] = []
+        assignments: list[PodAssignment] = []
+        for name in sorted(placers):
+            pods = placers[name].assignments
+            per = {c.name: 0 for c in comps}
+            for pod in pods:
+                per[pod.component] = per.get(pod.component, 0) + 1
+            targets.append(TargetCluster(name, len(pods), per))
+            assignments.extend(pods)
+            expl.replicas[name] = len(pods)
+        return ScheduleResult(targets, assignments, expl)
+
+    def _extras(self, workload: Workload, comps: Sequence[Component]) -> list[PodGroup]:
+        need = workload.gang_requirement()
+        return [
+            (c.name, c.shape, c.replicas - need.get(c.name, 0))
+            for c in comps
+            if c.replicas > need.get(c.name, 0)
+        ]
+
+    def _place_gang(
+        self,
+        snapshot: Snapshot,
+        workload: Workload,
+        comps: Sequence[Component],
+        selected: Sequence[ClusterInfo],
+        expl: Explanation,
+    ) -> ScheduleOutcome:
+        need = workload.gang_requirement()
+        cluster = selected[0]
+        placer = self.engine.placer(cluster)
+        for comp, shape, n in _pod_order([(c.name, c.shape, need.get(c.name, 0)) for c in comps]):
+            for _ in range(n):
+                if placer.place(shape, comp) is None:
+                    return self._fail(snapshot, expl, "the gang could not be bound whole at node level")
+        for comp, shape, n in _pod_order(self._extras(workload, comps)):
+            for _ in range(n):
+                if placer.place(shape, comp) is None:
+                    break
+        return self._result({cluster.name: placer}, comps, expl)
+
+    def _place_gang_multi(
+        self,
+        snapshot: Snapshot,
+        workload: Workload,
+        comps: Sequence[Component],
+        selected: Sequence[ClusterInfo],
+        expl: Explanation,
+    ) -> ScheduleOutcome:
+        need = workload.gang_requirement()
+        placers = {c.name: self.engine.placer(c) for c in selected}
+        order = [c.name for c in selected]
+
+        def place_one(comp: str, shape: PodShape) -> bool:
+            return any(placers[name].place(shape, comp) is not None for name in order)
+
+        for comp, shape, n in _pod_order([(c.name, c.shape, need.get(c.name, 0)) for c in comps]):
+            for _ in range(n):
+                if not place_one(comp, shape):
+                    return self._fail(
+                        snapshot, expl, "the gang could not be bound whole across the selected clusters"
+                    )
+        for comp, shape, n in _pod_order(self._extras(workload, comps)):
+            for _ in range(n):
+                if not place_one(comp, shape):
+                    break
+        return self._result({k: p for k, p in placers.items() if p.assignments}, comps, expl)
+
+    def _place_duplicated(
+        self,
+        snapshot: Snapshot,
+        comps: Sequence[Component],
+        selected: Sequence[ClusterInfo],
+        expl: Explanation,
+    ) -> ScheduleOutcome:
+        placers: dict[str, ClusterPlacer] = {}
+        for cluster in selected:
+            placer = self.engine.placer(cluster)
+            for comp, shape, n in _pod_order([(c.name, c.shape, c.replicas) for c in comps]):
+                for _ in range(n):
+                    if placer.place(shape, comp) is None:
+                        return self._fail(
+                            snapshot, expl, f"cluster {cluster.name} could not bind every replica"
+                        )
+            placers[cluster.name] = placer
+        return self._result(placers, comps, expl)
+
+    def _place_divided(
+        self,
+        snapshot: Snapshot,
+        placement: Placement,
+        comps: Sequence[Component],
+        selected: Sequence[ClusterInfo],
+        expl: Explanation,
+    ) -> ScheduleOutcome:
+        rs = placement.replica_scheduling
+        by_name = {c.name: c for c in selected}
+        names = [c.name for c in selected]
+        placers: dict[str, ClusterPlacer] = {}
+        for comp in comps:
+            avail = {
+                n: placers[n].available(comp.shape) if n in placers else expl.available[n][comp.name]
+                for n in names
+            }
+            split: dict[str, int] | None
+            if rs.division_preference == AGGREGATED:
+                split = aggregate(comp.replicas, names, avail)
+            elif rs.static_weights:
+                weights = {
+                    n: max(
+                        (w.weight for w in rs.static_weights if w.target_cluster.matches(by_name[n])),
+                        default=0,
+                    )
+                    for n in names
+                }
+                if not any(weights.values()):
+                    weights = dict.fromkeys(names, 1)
+                split = divide(comp.replicas, weights, avail)
+            elif rs.dynamic_weight:
+                split = divide(comp.replicas, avail, avail)
+            else:
+                split = divide(comp.replicas, dict.fromkeys(names, 1), avail)
+            if split is None:
+                fit = sum(avail.values())
+                reason = f"{comp.replicas} {comp.name} replica(s) requested but only {fit} fit at node level"
+                return self._fail(snapshot, expl, reason)
+            for name in sorted(split):
+                if split[name] <= 0:
+                    continue
+                placer = placers.get(name)
+                if placer is None:
+                    placer = placers[name] = self.engine.placer(by_name[name])
+                for _ in range(split[name]):
+                    if placer.place(comp.shape, comp.name) is None:
+                        return self._fail(
+                            snapshot, expl, f"cluster {name} could not bind its share at node level"
+                        )
+        if not comps:
+            placers = {name: self.engine.placer(by_name[name]) for name in names}
+        return self._result(placers, comps, expl)
+
+
+_default: Scheduler | None = None
+
+
+def schedule(snapshot: Snapshot, workload: Workload) -> ScheduleOutcome:
+    """Schedule with the default profile (one shared :class:`Scheduler`)."""
+    global _default
+    if _default is None:
+        _default = Scheduler()
+    return _default.schedule(snapshot, workload)

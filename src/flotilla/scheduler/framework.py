@@ -1,0 +1,232 @@
+"""Plugin framework shaped like kube-scheduler's and Karmada's.
+
+Extension points (one ``typing.Protocol`` each):
+
+* cluster level: :class:`PreFilterPlugin` (may return SKIP to drop its Filter for the cycle),
+  :class:`FilterPlugin`, :class:`ScorePlugin` with optional :class:`ScoreExtensions`;
+* node level (evaluated by :mod:`flotilla.scheduler.nodefit` inside each cluster):
+  :class:`NodeFilterPlugin` (static: labels, taints), :class:`NodeFitPlugin` (capacity: how many
+  pods of a shape fit a node's free resources) and :class:`NodeScorePlugin` (which node is best;
+  the best node's score is also the cluster's score for that plugin).
+
+Scores are normalised to 0..100 (:data:`MIN_SCORE`, :data:`MAX_SCORE`) and multiplied by
+per-plugin weights. A :class:`Registry` maps names to factories and understands the
+``"*,-Foo"`` enable/disable syntax. The runner, never a plugin, times plugin calls and reports
+them to an optional observer ``(extension_point, plugin, seconds) -> None``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from flotilla.scheduler.snapshot import ClusterInfo, NodeInfo, Snapshot
+from flotilla.scheduler.workload import PodShape, Workload
+
+__all__ = [
+    "MAX_SCORE",
+    "MIN_SCORE",
+    "Code",
+    "CycleState",
+    "DevicePickerPlugin",
+    "Diagnosis",
+    "FilterPlugin",
+    "NodeFilterPlugin",
+    "NodeFitPlugin",
+    "NodeScorePlugin",
+    "Observer",
+    "Plugin",
+    "PluginFactory",
+    "PreFilterPlugin",
+    "PreScorePlugin",
+    "Registry",
+    "ScoreExtensions",
+    "ScorePlugin",
+    "Status",
+]
+
+MIN_SCORE = 0.0
+MAX_SCORE = 100.0
+
+Observer = Callable[[str, str, float], None]
+"""Called as ``observer(extension_point, plugin_name, seconds)`` after each timed plugin call."""
+
+
+class Code(enum.Enum):
+    SUCCESS = "Success"
+    UNSCHEDULABLE = "Unschedulable"
+    UNSCHEDULABLE_AND_UNRESOLVABLE = "UnschedulableAndUnresolvable"
+    WAIT = "Wait"
+    SKIP = "Skip"
+    ERROR = "Error"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """The typed result of a plugin call; ``plugin`` names who produced it."""
+
+    code: Code = Code.SUCCESS
+    reasons: tuple[str, ...] = ()
+    plugin: str | None = None
+
+    @property
+    def is_success(self) -> bool:
+        return self.code is Code.SUCCESS
+
+    def with_plugin(self, plugin: str) -> Status:
+        return Status(self.code, self.reasons, plugin)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code.value, "reasons": list(self.reasons), "plugin": self.plugin}
+
+    @classmethod
+    def unschedulable(cls, *reasons: str, resolvable: bool = True) -> Status:
+        code = Code.UNSCHEDULABLE if resolvable else Code.UNSCHEDULABLE_AND_UNRESOLVABLE
+        return cls(code, reasons)
+
+
+SUCCESS = Status()
+SKIP = Status(Code.SKIP)
+
+
+class CycleState(dict[str, Any]):
+    """Per-cycle scratch space shared by plugins (PreFilter writes, Filter/Score read)."""
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+@runtime_checkable
+class PreFilterPlugin(Plugin, Protocol):
+    def pre_filter(self, state: CycleState, workload: Workload, snapshot: Snapshot) -> Status: ...
+
+
+@runtime_checkable
+class FilterPlugin(Plugin, Protocol):
+    def filter(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> Status: ...
+
+
+@runtime_checkable
+class ScorePlugin(Plugin, Protocol):
+    def score(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> float: ...
+
+
+@runtime_checkable
+class PreScorePlugin(Plugin, Protocol):
+    """Return SKIP to leave this cycle's scoring out for the plugin (e.g. nothing to prefer)."""
+
+    def pre_score(self, state: CycleState, workload: Workload, clusters: Sequence[ClusterInfo]) -> Status: ...
+
+
+@runtime_checkable
+class ScoreExtensions(Protocol):
+    def normalize_score(self, state: CycleState, workload: Workload, scores: dict[str, float]) -> None: ...
+
+
+@runtime_checkable
+class NodeFilterPlugin(Plugin, Protocol):
+    """Static node check (labels, taints); returns a reason string or None when the node passes."""
+
+    def node_filter(self, shape: PodShape, node: NodeInfo) -> str | None: ...
+
+
+@runtime_checkable
+class NodeFitPlugin(Plugin, Protocol):
+    """How many pods of ``shape`` fit given the node's current ``free`` map and GPU ``devices``."""
+
+    def node_capacity(self, shape: PodShape, free: Mapping[str, int], devices: Sequence[int]) -> int: ...
+
+    def node_insufficient(
+        self, shape: PodShape, free: Mapping[str, int], devices: Sequence[int]
+    ) -> list[str]: ...
+
+
+@runtime_checkable
+class NodeScorePlugin(Plugin, Protocol):
+    """Score (higher is better) of placing one pod of ``shape`` on a node in the given state."""
+
+    def node_score(
+        self, shape: PodShape, node: NodeInfo, free: Mapping[str, int], devices: Sequence[int]
+    ) -> float: ...
+
+
+@runtime_checkable
+class DevicePickerPlugin(Plugin, Protocol):
+    """Optional on a node score plugin: which GPU device a fractional pod should take (None = best-fit)."""
+
+    def pick_device(
+        self, shape: PodShape, node: NodeInfo, free: Mapping[str, int], devices: Sequence[int]
+    ) -> int | None: ...
+
+
+PluginFactory = Callable[[], Plugin]
+
+
+class Registry(dict[str, PluginFactory]):
+    """Plugin name -> factory, with Karmada-style ``"*,-Foo"`` selection."""
+
+    def register(self, name: str, factory: PluginFactory) -> None:
+        if name in self:
+            raise ValueError(f"plugin {name!r} already registered")
+        self[name] = factory
+
+    def unregister(self, name: str) -> None:
+        if name not in self:
+            raise KeyError(name)
+        del self[name]
+
+    def merge(self, other: Mapping[str, PluginFactory]) -> None:
+        for name, factory in other.items():
+            self.register(name, factory)
+
+    def filter(self, spec: str | Iterable[str] = "*") -> list[str]:
+        """Names enabled by ``spec``: ``*`` = all, ``Foo`` = enable, ``-Foo`` = disable.
+
+        Order of the result is registration order. ``"-Foo"`` alone means ``"*,-Foo"``.
+        """
+        items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+        enabled = {i for i in items if not i.startswith("-") and i != "*"}
+        disabled = {i[1:] for i in items if i.startswith("-")}
+        unknown = (enabled | disabled) - set(self)
+        if unknown:
+            raise ValueError(f"unknown plugin(s): {', '.join(sorted(unknown))}")
+        everything = "*" in items or not enabled
+        return [n for n in self if (everything or n in enabled) and n not in disabled]
+
+
+@dataclass(slots=True)
+class Diagnosis:
+    """Why a workload could not be placed: the per-cluster statuses plus cycle-level reasons."""
+
+    num_clusters: int
+    cluster_statuses: dict[str, Status] = field(default_factory=dict)
+    extra_reasons: list[str] = field(default_factory=list)
+
+    def histogram(self) -> list[tuple[str, int]]:
+        counts: Counter[str] = Counter()
+        for status in self.cluster_statuses.values():
+            for reason in status.reasons or ("cluster(s) were rejected",):
+                counts[reason] += 1
+        return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    def message(self) -> str:
+        """``"0/N clusters are available: 2 cluster(s) had ..., 1 cluster(s) had ...."``"""
+        parts = [f"{n} {reason}" for reason, n in self.histogram()] + list(self.extra_reasons)
+        body = ", ".join(parts) if parts else "no cluster matched"
+        return f"0/{self.num_clusters} clusters are available: {body}."
+
+    def __str__(self) -> str:
+        return self.message()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message(),
+            "clusters": {name: s.to_dict() for name, s in sorted(self.cluster_statuses.items())},
+            "reasons": list(self.extra_reasons),
+        }

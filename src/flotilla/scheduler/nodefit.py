@@ -1,0 +1,400 @@
+"""Node-level fit inside one cluster: capacity, candidate ranking and pod-by-pod binding.
+
+Pod capacity of a node for a shape is exact and additive: binding one pod on a node lowers
+that node's capacity for the same shape by exactly one (whole GPUs take fully free devices,
+a fractional pod takes one device with enough share), so the sum over nodes is the true number
+of replicas a cluster can hold - what Karmada's cluster-sum estimator cannot know.
+
+Results that depend only on a cluster's state are memoised on the :class:`ClusterInfo` object
+(``memo`` per version, ``static_memo`` for label/taint-only results, which the cache carries
+over when only usage changes), so a decision re-scans only clusters that changed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flotilla.scheduler.framework import (
+    DevicePickerPlugin,
+    NodeFilterPlugin,
+    NodeFitPlugin,
+    NodeScorePlugin,
+    Observer,
+)
+from flotilla.scheduler.quantity import ResourceList
+from flotilla.scheduler.snapshot import GPU_MILLI_RESOURCE, GPU_RESOURCE, MILLI_PER_GPU, ClusterInfo, NodeInfo
+from flotilla.scheduler.workload import PodShape
+
+__all__ = [
+    "ClusterPlacer",
+    "NodeFitEngine",
+    "NodeState",
+    "PodAssignment",
+    "ShapeFit",
+    "insufficient_resources",
+    "pod_capacity",
+]
+
+UNBOUNDED = 1 << 30
+_MEMO_LIMIT = 512
+
+
+def pod_capacity(shape: PodShape, free: Mapping[str, int], devices: Sequence[int]) -> int:
+    """How many pods of ``shape`` fit in ``free`` / ``devices`` (``pods`` is implied when present)."""
+    n = UNBOUNDED
+    for name, amount in shape.other:
+        have = free.get(name, 0)
+        if have < amount:
+            return 0
+        q = have // amount
+        if q < n:
+            n = q
+    pods = free.get("pods")
+    if pods is not None and pods < n:
+        n = max(pods, 0)
+    if shape.gpu_whole:
+        q = free.get(GPU_RESOURCE, 0) // shape.gpu_whole
+        if q < n:
+            n = q
+    elif shape.gpu_milli:
+        m = shape.gpu_milli
+        q = 0
+        for d in devices:
+            if d >= m:
+                q += d // m
+        if q < n:
+            n = q
+    return n
+
+
+def insufficient_resources(shape: PodShape, free: Mapping[str, int], devices: Sequence[int]) -> list[str]:
+    """Names of the resources that keep even one pod of ``shape`` off this node."""
+    out = [name for name, amount in shape.other if free.get(name, 0) < amount]
+    pods = free.get("pods")
+    if pods is not None and pods < 1:
+        out.append("pods")
+    if shape.gpu_whole and free.get(GPU_RESOURCE, 0) < shape.gpu_whole:
+        out.append(GPU_RESOURCE)
+    if shape.gpu_milli and not any(d >= shape.gpu_milli for d in devices):
+        out.append(GPU_MILLI_RESOURCE)
+    return out
+
+
+class NodeState:
+    """A mutable copy of one node's free resources, used while simulating bindings."""
+
+    __slots__ = ("devices", "free", "node")
+
+    def __init__(self, node: NodeInfo) -> None:
+        self.node = node
+        self.free: dict[str, int] = dict(node.free)
+        self.devices: list[int] = list(node.devices)
+
+    def bind(self, shape: PodShape, device: int | None = None) -> tuple[int, ...]:
+        """Take one pod's resources; returns the GPU device indexes used.
+
+        A fractional pod takes ``device`` when given (and big enough), else the best-fit device.
+        """
+        free = self.free
+        for name, amount in shape.other:
+            free[name] = free.get(name, 0) - amount
+        if "pods" in free:
+            free["pods"] -= 1
+        devs = self.devices
+        if shape.gpu_whole:
+            chosen = [i for i, d in enumerate(devs) if d >= MILLI_PER_GPU][: shape.gpu_whole]
+            for i in chosen:
+                devs[i] = 0
+            free[GPU_RESOURCE] -= len(chosen)
+            free[GPU_MILLI_RESOURCE] -= MILLI_PER_GPU * len(chosen)
+            return tuple(chosen)
+        if shape.gpu_milli:
+            m = shape.gpu_milli
+            if device is not None and 0 <= device < len(devs) and devs[device] >= m:
+                i = device
+            else:
+                i = min((i for i, d in enumerate(devs) if d >= m), key=lambda j: (devs[j], j))
+            if devs[i] >= MILLI_PER_GPU:
+                free[GPU_RESOURCE] -= 1
+            devs[i] -= m
+            free[GPU_MILLI_RESOURCE] -= m
+            return (i,)
+        return ()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PodAssignment:
+    """One pod placed on a node; ``gpu_milli`` is the share taken on each listed device."""
+
+    cluster: str
+    node: str
+    component: str
+    requests: ResourceList
+    gpu_devices: tuple[int, ...] = ()
+    gpu_milli: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cluster": self.cluster,
+            "node": self.node,
+            "component": self.component,
+            "requests": dict(self.requests),
+            "gpuDevices": list(self.gpu_devices),
+            "gpuMilli": self.gpu_milli,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> PodAssignment:
+        return cls(
+            cluster=str(raw["cluster"]),
+            node=str(raw["node"]),
+            component=str(raw.get("component") or ""),
+            requests={str(k): int(v) for k, v in (raw.get("requests") or {}).items()},
+            gpu_devices=tuple(int(i) for i in raw.get("gpuDevices") or ()),
+            gpu_milli=int(raw.get("gpuMilli") or 0),
+        )
+
+
+@dataclass(slots=True)
+class ShapeFit:
+    """Node-level fit of one pod shape in one cluster version."""
+
+    available: int
+    candidates: list[tuple[float, str]]
+    """``(-score, node)`` of every node with room for one more pod, best first."""
+    node_reasons: dict[str, int] = field(default_factory=dict)
+    reason: str = ""
+    plugin: str = ""
+
+    @property
+    def best_score(self) -> float | None:
+        return -self.candidates[0][0] if self.candidates else None
+
+
+_tokens = itertools.count(1)
+
+
+class NodeFitEngine:
+    """Runs the node-level plugins of one framework over the nodes of a cluster."""
+
+    def __init__(
+        self,
+        filters: Sequence[NodeFilterPlugin],
+        fits: Sequence[NodeFitPlugin],
+        scorers: Sequence[tuple[NodeScorePlugin, float]],
+        observer: Observer | None = None,
+    ) -> None:
+        self.filters = tuple(filters)
+        self.fits = tuple(fits)
+        self.scorers = tuple(scorers)
+        self.observer = observer
+        self.token = next(_tokens)
+        pickers = [p for p, _ in self.scorers if isinstance(p, DevicePickerPlugin)]
+        self.device_picker: DevicePickerPlugin | None = pickers[0] if pickers else None
+
+    # -- static eligibility (labels, taints) -------------------------------------------------
+    def eligible(
+        self, cluster: ClusterInfo, shape: PodShape
+    ) -> tuple[tuple[str, ...], dict[str, tuple[str, int]]]:
+        """Nodes passing every node filter, and ``reason -> (plugin, nodes)`` for the others."""
+        key = (self.token, "eligible", shape.constraint_key)
+        memo = cluster.static_memo
+        hit = memo.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        names: list[str] = []
+        rejected: dict[str, tuple[str, int]] = {}
+        for name in sorted(cluster.nodes):
+            node = cluster.nodes[name]
+            reason = None if node.ready else "no Ready node"
+            plugin = "NodeReady"
+            if reason is None:
+                for f in self.filters:
+                    reason = f.node_filter(shape, node)
+                    if reason is not None:
+                        plugin = f.name
+                        break
+            if reason is None:
+                names.append(name)
+            else:
+                old = rejected.get(reason, (plugin, 0))
+                rejected[reason] = (old[0], old[1] + 1)
+        result = (tuple(names), rejected)
+        if len(memo) > _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = result
+        return result
+
+    # -- capacity and score over node views --------------------------------------------------
+    def capacity(self, shape: PodShape, free: Mapping[str, int], devices: Sequence[int]) -> int:
+        n = UNBOUNDED
+        for f in self.fits:
+            c = f.node_capacity(shape, free, devices)
+            if c < n:
+                n = c
+                if n == 0:
+                    return 0
+        return n
+
+    def score(
+        self, shape: PodShape, node: NodeInfo, free: Mapping[str, int], devices: Sequence[int]
+    ) -> float:
+        total = 0.0
+        for plugin, weight in self.scorers:
+            total += weight * plugin.node_score(shape, node, free, devices)
+        return total
+
+    def _node_entry(self, shape: PodShape, node: NodeInfo) -> tuple[int, float, tuple[tuple[str, str], ...]]:
+        """``(capacity, score, ((plugin, reason), ...))`` of an untouched node (memoised on the node)."""
+        free, devices = node.free, node.devices
+        n = self.capacity(shape, free, devices)
+        if n > 0:
+            return n, self.score(shape, node, free, devices), ()
+        reasons = tuple(
+            (f.name, f"insufficient {res}")
+            for f in self.fits
+            for res in f.node_insufficient(shape, free, devices)
+        )
+        return 0, 0.0, reasons
+
+    def shape_fit(self, cluster: ClusterInfo, shape: PodShape) -> ShapeFit:
+        """Memoised per cluster version: available pods, ranked candidate nodes and a rejection reason."""
+        key = (self.token, "fit", shape.key)
+        memo = cluster.memo
+        hit = memo.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        names, rejected = self.eligible(cluster, shape)
+        nodes = cluster.nodes
+        available = 0
+        candidates: list[tuple[float, str]] = []
+        node_key = (self.token, shape.key)
+        entries = []
+        for name in names:
+            node = nodes[name]
+            entry = node.memo.get(node_key)
+            if entry is None:
+                entry = self._node_entry(shape, node)
+                if len(node.memo) > _MEMO_LIMIT:
+                    node.memo.clear()
+                node.memo[node_key] = entry
+            n = entry[0]
+            if n > 0:
+                available += n
+                candidates.append((-entry[1], name))
+            elif not candidates:
+                entries.append(entry)
+        short: Counter[str] = Counter()
+        short_plugin: dict[str, str] = {}
+        if not candidates:
+            for _, _, reasons in entries:
+                for plugin, res in reasons:
+                    short[res] += 1
+                    short_plugin.setdefault(res, plugin)
+        candidates.sort()
+        node_reasons = {r: n for r, (_, n) in rejected.items()}
+        node_reasons.update(short)
+        fit = ShapeFit(min(available, UNBOUNDED), candidates, node_reasons)
+        if not candidates:
+            if short:
+                top = min(short.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+                fit.reason, fit.plugin = f"{top} on any single node", short_plugin[top]
+            elif rejected:
+                top = min(rejected.items(), key=lambda kv: (-kv[1][1], kv[0]))[0]
+                fit.reason, fit.plugin = top, rejected[top][0]
+            else:
+                fit.reason, fit.plugin = "no nodes", "NodeReady"
+        if len(memo) > _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = fit
+        return fit
+
+    def placer(self, cluster: ClusterInfo) -> ClusterPlacer:
+        return ClusterPlacer(self, cluster)
+
+
+class ClusterPlacer:
+    """Simulates binding pods one by one onto the nodes of one cluster (best-scored node first)."""
+
+    def __init__(self, engine: NodeFitEngine, cluster: ClusterInfo) -> None:
+        self.engine = engine
+        self.cluster = cluster
+        self.states: dict[str, NodeState] = {}
+        self._ranked: dict[tuple[Any, ...], tuple[PodShape, list[tuple[float, str]], dict[str, float]]] = {}
+        self.assignments: list[PodAssignment] = []
+
+    def _view(self, name: str) -> tuple[NodeInfo, Mapping[str, int], Sequence[int]]:
+        st = self.states.get(name)
+        if st is not None:
+            return st.node, st.free, st.devices
+        node = self.cluster.nodes[name]
+        return node, node.free, node.devices
+
+    def _ranking(self, shape: PodShape) -> tuple[PodShape, list[tuple[float, str]], dict[str, float]]:
+        entry = self._ranked.get(shape.key)
+        if entry is not None:
+            return entry
+        if not self.states:
+            ranked = list(self.engine.shape_fit(self.cluster, shape).candidates)
+        else:
+            names, _ = self.engine.eligible(self.cluster, shape)
+            ranked = []
+            for name in names:
+                node, free, devices = self._view(name)
+                if self.engine.capacity(shape, free, devices) > 0:
+                    ranked.append((-self.engine.score(shape, node, free, devices), name))
+            ranked.sort()
+        entry = (shape, ranked, {name: s for s, name in ranked})
+        self._ranked[shape.key] = entry
+        return entry
+
+    def available(self, shape: PodShape) -> int:
+        """Pods of ``shape`` that still fit given the simulated bindings so far."""
+        if not self.states:
+            return self.engine.shape_fit(self.cluster, shape).available
+        names, _ = self.engine.eligible(self.cluster, shape)
+        total = 0
+        for name in names:
+            _, free, devices = self._view(name)
+            total += self.engine.capacity(shape, free, devices)
+        return total
+
+    def place(self, shape: PodShape, component: str) -> PodAssignment | None:
+        """Bind one pod on the best node, or return None when no node has room."""
+        _, ranked, _ = self._ranking(shape)
+        if not ranked:
+            return None
+        name = ranked[0][1]
+        st = self.states.get(name)
+        if st is None:
+            st = self.states[name] = NodeState(self.cluster.nodes[name])
+        device = None
+        picker = self.engine.device_picker
+        if shape.gpu_milli and picker is not None:
+            device = picker.pick_device(shape, st.node, st.free, st.devices)
+        devices = st.bind(shape, device)
+        milli = MILLI_PER_GPU if shape.gpu_whole else shape.gpu_milli
+        pod = PodAssignment(
+            self.cluster.name, name, component, shape.requests(), devices, milli if devices else 0
+        )
+        self.assignments.append(pod)
+        self._rerank(name)
+        return pod
+
+    def _rerank(self, name: str) -> None:
+        """Node ``name`` changed: move it to its new place in every ranking built so far."""
+        node, free, devices = self._view(name)
+        for shape, ranked, scores in self._ranked.values():
+            old = scores.pop(name, None)
+            if old is not None:
+                i = bisect.bisect_left(ranked, (old, name))
+                del ranked[i]
+            if self.engine.capacity(shape, free, devices) > 0:
+                s = -self.engine.score(shape, node, free, devices)
+                scores[name] = s
+                bisect.insort(ranked, (s, name))

@@ -1,0 +1,52 @@
+"""In-tree plugins, one module each (``NAME`` + ``new()``), and the default registry."""
+
+from __future__ import annotations
+
+from flotilla.scheduler.framework import Registry
+from flotilla.scheduler.plugins import (
+    api_enablement,
+    cluster_affinity,
+    cluster_eviction,
+    cluster_health,
+    cluster_locality,
+    fragmentation,
+    gpu_allocation,
+    node_affinity,
+    node_resources_fit,
+    node_taints,
+    spread_constraint,
+    taint_toleration,
+)
+
+__all__ = ["DEFAULT_WEIGHTS", "new_in_tree_registry"]
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    cluster_locality.NAME: 1.0,
+    fragmentation.NAME: 1.0,
+    gpu_allocation.NAME: 0.1,
+}
+"""Score weights of the default profile (unlisted plugins weigh 1).
+
+GPUFragmentation decides; MostAllocated bin-packing (weight 0.1) breaks its ties.
+"""
+
+
+def new_in_tree_registry() -> Registry:
+    """Every in-tree plugin; cheap cluster filters first, node-level plugins last."""
+    registry = Registry()
+    for module in (
+        cluster_health,
+        cluster_eviction,
+        api_enablement,
+        cluster_affinity,
+        taint_toleration,
+        spread_constraint,
+        cluster_locality,
+        node_affinity,
+        node_taints,
+        node_resources_fit,
+        fragmentation,
+        gpu_allocation,
+    ):
+        registry.register(module.NAME, module.new)
+    return registry

@@ -1,0 +1,31 @@
+"""APIEnablement: the cluster must serve the workload's ``group/version/Kind``.
+
+A cluster that has not reported its API enablements yet (``None``) is let through.
+"""
+
+from __future__ import annotations
+
+from flotilla.scheduler.framework import SKIP, SUCCESS, CycleState, Status
+from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
+from flotilla.scheduler.workload import Workload
+
+NAME = "APIEnablement"
+
+
+class APIEnablementPlugin:
+    name = NAME
+
+    def pre_filter(self, state: CycleState, workload: Workload, snapshot: Snapshot) -> Status:
+        return SUCCESS if workload.gvk else SKIP
+
+    def filter(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> Status:
+        apis = cluster.api_enablements
+        if apis is None or workload.gvk in apis:
+            return SUCCESS
+        return Status.unschedulable(
+            f"cluster(s) did not have the API resource {workload.gvk}", resolvable=False
+        )
+
+
+def new() -> APIEnablementPlugin:
+    return APIEnablementPlugin()

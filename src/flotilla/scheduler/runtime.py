@@ -1,0 +1,170 @@
+"""The framework runner: builds plugins from a registry and runs each extension point.
+
+Timing lives here, never in plugins: when an ``observer`` is given, every plugin call is
+timed with ``time.perf_counter`` and reported as ``observer(extension_point, plugin, seconds)``
+(the operator turns that into Prometheus histograms; this package never imports a metrics
+library).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+from flotilla.scheduler.framework import (
+    MAX_SCORE,
+    MIN_SCORE,
+    SUCCESS,
+    Code,
+    CycleState,
+    FilterPlugin,
+    NodeFilterPlugin,
+    NodeFitPlugin,
+    NodeScorePlugin,
+    Observer,
+    Plugin,
+    PreFilterPlugin,
+    PreScorePlugin,
+    Registry,
+    ScoreExtensions,
+    ScorePlugin,
+    Status,
+)
+from flotilla.scheduler.nodefit import NodeFitEngine
+from flotilla.scheduler.plugins import DEFAULT_WEIGHTS, new_in_tree_registry
+from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
+from flotilla.scheduler.workload import Workload
+
+__all__ = ["NODE_SCORE", "Framework", "ScoreEntry", "normalize"]
+
+NODE_SCORE = "NodeScore"
+"""Name of the cluster score derived from the node score plugins (best node in the cluster)."""
+
+ScoreEntry = tuple[float, float, float]
+"""``(raw, normalized 0..100, weighted)`` score of one plugin for one cluster."""
+
+
+def normalize(scores: dict[str, float]) -> None:
+    """Min-max normalise in place to 0..100; all-equal scores all become 100."""
+    if not scores:
+        return
+    lo, hi = min(scores.values()), max(scores.values())
+    span = hi - lo
+    for name, value in scores.items():
+        scores[name] = MAX_SCORE if span <= 0 else MIN_SCORE + (value - lo) * (MAX_SCORE - MIN_SCORE) / span
+
+
+class Framework:
+    """A scheduling profile: the enabled plugins (``"*,-Foo"`` syntax), their weights and an observer."""
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        plugins: str | Iterable[str] = "*",
+        weights: Mapping[str, float] | None = None,
+        observer: Observer | None = None,
+        instances: Mapping[str, Plugin] | None = None,
+    ) -> None:
+        registry = registry if registry is not None else new_in_tree_registry()
+        instances = dict(instances or {})
+        self.plugins: dict[str, Plugin] = {
+            name: instances[name] if name in instances else registry[name]()
+            for name in registry.filter(plugins)
+        }
+        self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+        self.observer = observer
+        values = list(self.plugins.values())
+        self.pre_filters = [p for p in values if isinstance(p, PreFilterPlugin)]
+        self.filters = [p for p in values if isinstance(p, FilterPlugin)]
+        self.scorers = [p for p in values if isinstance(p, ScorePlugin)]
+        node_scorers = [(p, self.weight(p.name)) for p in values if isinstance(p, NodeScorePlugin)]
+        self.node_scorers = [p for p, _ in node_scorers]
+        self.engine = NodeFitEngine(
+            [p for p in values if isinstance(p, NodeFilterPlugin)],
+            [p for p in values if isinstance(p, NodeFitPlugin)],
+            node_scorers,
+            observer,
+        )
+
+    def weight(self, name: str) -> float:
+        return float(self.weights.get(name, 1.0))
+
+    def _observe(self, point: str, plugin: str, start: float) -> None:
+        if self.observer is not None:
+            self.observer(point, plugin, time.perf_counter() - start)
+
+    def run_pre_filter(
+        self, state: CycleState, workload: Workload, snapshot: Snapshot
+    ) -> tuple[list[FilterPlugin], Status]:
+        """Run PreFilter; returns the Filter plugins still active this cycle and the overall status."""
+        skipped: set[str] = set()
+        timed = self.observer is not None
+        for plugin in self.pre_filters:
+            start = time.perf_counter() if timed else 0.0
+            status = plugin.pre_filter(state, workload, snapshot)
+            if timed:
+                self._observe("PreFilter", plugin.name, start)
+            if status.code is Code.SKIP:
+                skipped.add(plugin.name)
+            elif not status.is_success:
+                return [], status.with_plugin(plugin.name)
+        return [p for p in self.filters if p.name not in skipped], SUCCESS
+
+    def run_filter(
+        self, state: CycleState, workload: Workload, cluster: ClusterInfo, active: Sequence[FilterPlugin]
+    ) -> Status:
+        """Run the active Filter plugins on one cluster, stopping at the first non-success."""
+        if self.observer is None:
+            for plugin in active:
+                status = plugin.filter(state, workload, cluster)
+                if status.code is not Code.SUCCESS:
+                    return status.with_plugin(plugin.name)
+            return SUCCESS
+        for plugin in active:
+            start = time.perf_counter()
+            status = plugin.filter(state, workload, cluster)
+            self._observe("Filter", plugin.name, start)
+            if status.code is not Code.SUCCESS:
+                return status.with_plugin(plugin.name)
+        return SUCCESS
+
+    def run_score(
+        self,
+        state: CycleState,
+        workload: Workload,
+        clusters: Sequence[ClusterInfo],
+        node_scores: Mapping[str, float],
+    ) -> tuple[dict[str, float], dict[str, dict[str, ScoreEntry]]]:
+        """Score, normalise and weight; returns totals and per-cluster ``plugin -> ScoreEntry``.
+
+        ``node_scores`` (cluster -> best node score) enters as the :data:`NODE_SCORE` plugin.
+        """
+        details: dict[str, dict[str, ScoreEntry]] = {c.name: {} for c in clusters}
+        totals = dict.fromkeys(details, 0.0)
+        timed = self.observer is not None
+        for plugin in self.scorers:
+            start = time.perf_counter() if timed else 0.0
+            if (
+                isinstance(plugin, PreScorePlugin)
+                and plugin.pre_score(state, workload, clusters).code is Code.SKIP
+            ):
+                continue
+            raw = {c.name: plugin.score(state, workload, c) for c in clusters}
+            if isinstance(plugin, ScoreExtensions):
+                normalized = dict(raw)
+                plugin.normalize_score(state, workload, normalized)
+            else:
+                normalized = {k: min(max(v, MIN_SCORE), MAX_SCORE) for k, v in raw.items()}
+            if timed:
+                self._observe("Score", plugin.name, start)
+            weight = self.weight(plugin.name)
+            for name, value in normalized.items():
+                details[name][plugin.name] = (raw[name], value, value * weight)
+                totals[name] += value * weight
+        if node_scores and self.node_scorers:
+            normalized = dict(node_scores)
+            normalize(normalized)
+            for name, value in normalized.items():
+                details[name][NODE_SCORE] = (node_scores[name], value, value)
+                totals[name] += value
+        return totals, details

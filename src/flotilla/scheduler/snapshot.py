@@ -1,0 +1,296 @@
+"""The fleet as the scheduler sees it: clusters, nodes, GPU devices, and JSON snapshots.
+
+Everything here is immutable by convention: a change produces a new :class:`NodeInfo` /
+:class:`ClusterInfo` (the :class:`~flotilla.scheduler.cache.SchedulerCache` does this), so a
+:class:`Snapshot` handed to one scheduling cycle never changes under it, and per-cluster
+memoised fit results (stored on the ClusterInfo object itself) can never go stale.
+
+GPUs are modelled as individual devices: ``NodeInfo.gpu_free[i]`` is the free share of
+device ``i`` in thousandths (``1000`` = a whole free GPU). Whole-GPU requests
+(``nvidia.com/gpu``) need that many fully free devices; fractional requests
+(``flotilla.dev/gpu-milli``, see :mod:`flotilla.scheduler.workload`) need one device with
+at least that share free.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flotilla.scheduler.quantity import ResourceList, parse_json_resource_list
+
+__all__ = [
+    "GPU_MEMORY_LABEL",
+    "GPU_MILLI_RESOURCE",
+    "GPU_PRODUCT_LABEL",
+    "GPU_RESOURCE",
+    "MILLI_PER_GPU",
+    "ClusterInfo",
+    "NodeInfo",
+    "Snapshot",
+    "Taint",
+    "Toleration",
+]
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_MILLI_RESOURCE = "flotilla.dev/gpu-milli"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+GPU_MEMORY_LABEL = "nvidia.com/gpu.memory"
+MILLI_PER_GPU = 1000
+_GPU_NAMES = frozenset({GPU_RESOURCE, GPU_MILLI_RESOURCE})
+
+
+@dataclass(frozen=True, slots=True)
+class Taint:
+    """A cluster or node taint (``effect`` is NoSchedule, PreferNoSchedule or NoExecute)."""
+
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+    def __str__(self) -> str:
+        value = f"={self.value}" if self.value else ""
+        return f"{self.key}{value}:{self.effect}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"key": self.key, "value": self.value, "effect": self.effect}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Taint:
+        return cls(str(raw["key"]), str(raw.get("value") or ""), str(raw.get("effect") or "NoSchedule"))
+
+
+@dataclass(frozen=True, slots=True)
+class Toleration:
+    """A Kubernetes toleration (``operator`` is Equal or Exists; empty effect matches any)."""
+
+    key: str = ""
+    operator: str = "Equal"
+    value: str = ""
+    effect: str = ""
+
+    def tolerates(self, taint: Taint) -> bool:
+        """Kubernetes semantics: empty key with Exists matches everything."""
+        if self.effect and self.effect != taint.effect:
+            return False
+        if self.operator == "Exists":
+            return not self.key or self.key == taint.key
+        return self.key == taint.key and self.value == taint.value
+
+    def to_dict(self) -> dict[str, str]:
+        return {"key": self.key, "operator": self.operator, "value": self.value, "effect": self.effect}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Toleration:
+        return cls(
+            key=str(raw.get("key") or ""),
+            operator=str(raw.get("operator") or "Equal"),
+            value=str(raw.get("value") or ""),
+            effect=str(raw.get("effect") or ""),
+        )
+
+
+def untolerated(
+    taints: Iterable[Taint], tolerations: Iterable[Toleration], effects: frozenset[str]
+) -> list[Taint]:
+    """The taints with one of ``effects`` that no toleration tolerates."""
+    tols = tuple(tolerations)
+    return [t for t in taints if t.effect in effects and not any(tol.tolerates(t) for tol in tols)]
+
+
+def _default_devices(allocatable: Mapping[str, int], used: Mapping[str, int]) -> tuple[int, ...]:
+    """Devices for a node described only by counts: used whole GPUs first, then fractional use best-fit."""
+    count = max(allocatable.get(GPU_RESOURCE, 0), 0)
+    whole_used = min(max(used.get(GPU_RESOURCE, 0), 0), count)
+    devices = [0] * whole_used + [MILLI_PER_GPU] * (count - whole_used)
+    milli = max(used.get(GPU_MILLI_RESOURCE, 0), 0)
+    while milli > 0 and any(devices):
+        i = max(range(len(devices)), key=lambda j: (devices[j], -j))
+        take = min(devices[i], milli)
+        devices[i] -= take
+        milli -= take
+    return tuple(devices)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NodeInfo:
+    """One node: allocatable, used and (derived) free resources, labels, taints and GPU devices.
+
+    ``free`` holds ``allocatable - used`` for every non-GPU resource, plus ``nvidia.com/gpu`` =
+    number of fully free devices and ``flotilla.dev/gpu-milli`` = total free share.
+    """
+
+    name: str
+    allocatable: ResourceList
+    used: ResourceList = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    gpu_free: tuple[int, ...] | None = None
+    ready: bool = True
+    free: ResourceList = field(init=False, repr=False)
+    gpu_model: str = field(init=False, repr=False)
+    gpu_memory_mib: int | None = field(init=False, repr=False)
+    whole_free: int = field(init=False, repr=False)
+    memo: dict[Any, Any] = field(init=False, repr=False, default_factory=dict)
+    """Per-shape fit/score results for this (immutable) node state."""
+
+    def __post_init__(self) -> None:
+        devices = (
+            self.gpu_free if self.gpu_free is not None else _default_devices(self.allocatable, self.used)
+        )
+        object.__setattr__(self, "gpu_free", tuple(devices))
+        free = {k: v - self.used.get(k, 0) for k, v in self.allocatable.items() if k not in _GPU_NAMES}
+        whole = sum(1 for d in devices if d >= MILLI_PER_GPU)
+        free[GPU_RESOURCE] = whole
+        free[GPU_MILLI_RESOURCE] = sum(devices)
+        object.__setattr__(self, "free", free)
+        object.__setattr__(self, "whole_free", whole)
+        object.__setattr__(self, "gpu_model", self.labels.get(GPU_PRODUCT_LABEL, ""))
+        mem = self.labels.get(GPU_MEMORY_LABEL)
+        object.__setattr__(self, "gpu_memory_mib", int(mem) if mem and mem.isdigit() else None)
+
+    @property
+    def devices(self) -> tuple[int, ...]:
+        """Free share per GPU device (never None after construction)."""
+        assert self.gpu_free is not None
+        return self.gpu_free
+
+    @property
+    def gpu_count(self) -> int:
+        return len(self.devices)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "allocatable": dict(self.allocatable),
+            "used": dict(self.used),
+            "labels": dict(self.labels),
+            "taints": [t.to_dict() for t in self.taints],
+            "gpuFree": list(self.devices),
+            "ready": self.ready,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> NodeInfo:
+        """Build from :meth:`to_dict` output.
+
+        Integers are canonical units, strings Kubernetes quantities (``"8Gi"``).
+        """
+        gpu_free = raw.get("gpuFree")
+        return cls(
+            name=str(raw["name"]),
+            allocatable=parse_json_resource_list(raw.get("allocatable")),
+            used=parse_json_resource_list(raw.get("used")),
+            labels=dict(raw.get("labels") or {}),
+            taints=tuple(Taint.from_dict(t) for t in raw.get("taints") or ()),
+            gpu_free=tuple(int(x) for x in gpu_free) if gpu_free is not None else None,
+            ready=bool(raw.get("ready", True)),
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ClusterInfo:
+    """One member cluster: metadata the cluster-level plugins read, and its nodes.
+
+    ``api_enablements`` is a set of ``group/version/Kind`` strings (core group: ``v1/Pod``);
+    ``None`` means the member has not reported them yet, which the API-enablement filter lets
+    through. ``version`` changes whenever the cluster or any node changes (the cache bumps it).
+    """
+
+    name: str
+    nodes: Mapping[str, NodeInfo] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    ready: bool = True
+    api_enablements: frozenset[str] | None = None
+    provider: str = ""
+    region: str = ""
+    zone: str = ""
+    version: int = 0
+    static_memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+    """Memo for results that depend only on labels/taints; shared across usage-only versions."""
+    memo: dict[Any, Any] = field(init=False, repr=False, default_factory=dict)
+    """Memo for results that depend on usage; private to this version."""
+
+    def field_value(self, name: str) -> str:
+        """Value of a spread/field-selector field: ``cluster``, ``provider``, ``region`` or ``zone``."""
+        if name == "cluster":
+            return self.name
+        if name in ("provider", "region", "zone"):
+            return str(getattr(self, name))
+        raise ValueError(f"unknown cluster field {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "labels": dict(self.labels),
+            "taints": [t.to_dict() for t in self.taints],
+            "ready": self.ready,
+            "apiEnablements": sorted(self.api_enablements) if self.api_enablements is not None else None,
+            "provider": self.provider,
+            "region": self.region,
+            "zone": self.zone,
+            "version": self.version,
+            "nodes": [n.to_dict() for n in self.nodes.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ClusterInfo:
+        apis = raw.get("apiEnablements")
+        nodes = [NodeInfo.from_dict(n) for n in raw.get("nodes") or ()]
+        return cls(
+            name=str(raw["name"]),
+            nodes={n.name: n for n in nodes},
+            labels=dict(raw.get("labels") or {}),
+            taints=tuple(Taint.from_dict(t) for t in raw.get("taints") or ()),
+            ready=bool(raw.get("ready", True)),
+            api_enablements=frozenset(apis) if apis is not None else None,
+            provider=str(raw.get("provider") or ""),
+            region=str(raw.get("region") or ""),
+            zone=str(raw.get("zone") or ""),
+            version=int(raw.get("version") or 0),
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Snapshot:
+    """An immutable view of the fleet for one scheduling cycle."""
+
+    clusters: Mapping[str, ClusterInfo]
+    generation: int = 0
+    _sorted: tuple[str, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_sorted", tuple(sorted(self.clusters)))
+
+    @classmethod
+    def of(cls, clusters: Iterable[ClusterInfo], generation: int = 0) -> Snapshot:
+        return cls({c.name: c for c in clusters}, generation)
+
+    @property
+    def cluster_names(self) -> tuple[str, ...]:
+        """Cluster names in sorted order (the deterministic iteration order)."""
+        return self._sorted
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "generation": self.generation,
+            "clusters": [self.clusters[n].to_dict() for n in self._sorted],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Snapshot:
+        return cls.of(
+            (ClusterInfo.from_dict(c) for c in raw.get("clusters") or ()), int(raw.get("generation") or 0)
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write the snapshot as JSON (so a decision can be replayed later)."""
+        Path(path).write_text(json.dumps(self.to_dict(), sort_keys=True))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Snapshot:
+        return cls.from_dict(json.loads(Path(path).read_text()))
