@@ -1,0 +1,134 @@
+"""Kind-independent preparation of the copy pushed to a member cluster, and its dependencies."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from flotilla.interpreter.base import Interpreter, Obj
+from flotilla.interpreter.keys import (
+    ANNOTATION_CLUSTER,
+    FLOTILLA_PREFIX,
+    HUB_ONLY_ANNOTATIONS,
+    LABEL_BINDING_NAME,
+    LABEL_BINDING_NAMESPACE,
+    LABEL_MANAGED_BY,
+    MANAGED_BY_VALUE,
+    MEMBER_VISIBLE_ANNOTATIONS,
+)
+from flotilla.interpreter.podspec import pod_dependencies
+
+__all__ = ["dependencies", "ownership_labels", "prepare_for_member", "strip_hub_fields"]
+
+HUB_ONLY_METADATA = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "managedFields",
+    "ownerReferences",
+    "finalizers",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+)
+
+
+def ownership_labels(binding: tuple[str, str]) -> dict[str, str]:
+    """The labels that mark a member object as Flotilla's copy for ``(namespace, name)`` of a binding."""
+    namespace, name = binding
+    return {LABEL_MANAGED_BY: MANAGED_BY_VALUE, LABEL_BINDING_NAMESPACE: namespace, LABEL_BINDING_NAME: name}
+
+
+def strip_hub_fields(obj: Obj) -> dict[str, Any]:
+    """A deep copy without hub-only metadata, status, hub-only annotations and Flotilla's own keys.
+
+    Removed: server-set metadata (uid, resourceVersion, generation, creationTimestamp,
+    managedFields, ownerReferences, finalizers, deletion*, selfLink), ``status``, kubectl's
+    last-applied annotation, hub-controller annotations, every ``flotilla.dev/`` label and
+    annotation except :data:`~flotilla.interpreter.keys.MEMBER_VISIBLE_ANNOTATIONS`, and a
+    Service's hub-allocated cluster IPs.
+    """
+    out = copy.deepcopy(dict(obj))
+    out.pop("status", None)
+    metadata = out.setdefault("metadata", {})
+    for key in HUB_ONLY_METADATA:
+        metadata.pop(key, None)
+    annotations = {
+        k: v
+        for k, v in (metadata.get("annotations") or {}).items()
+        if k not in HUB_ONLY_ANNOTATIONS
+        and (not k.startswith(FLOTILLA_PREFIX) or k in MEMBER_VISIBLE_ANNOTATIONS)
+    }
+    labels = {k: v for k, v in (metadata.get("labels") or {}).items() if not k.startswith(FLOTILLA_PREFIX)}
+    _set_or_drop(metadata, "annotations", annotations)
+    _set_or_drop(metadata, "labels", labels)
+    if out.get("apiVersion") == "v1" and out.get("kind") == "Service":
+        spec = out.get("spec") or {}
+        if spec.get("clusterIP") != "None":
+            spec.pop("clusterIP", None)
+            spec.pop("clusterIPs", None)
+    return out
+
+
+def _set_or_drop(metadata: dict[str, Any], key: str, value: dict[str, str]) -> None:
+    if value:
+        metadata[key] = value
+    else:
+        metadata.pop(key, None)
+
+
+def prepare_for_member(
+    template: Obj,
+    interpreter: Interpreter | None,
+    replicas: int | None,
+    cluster: str,
+    binding: tuple[str, str],
+    *,
+    assignment: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """The object to server-side apply on ``cluster`` for the hub ``template``.
+
+    Deep-copies, undoes the hub hold-back (suspend back to the user's intent), strips hub-only
+    fields (:func:`strip_hub_fields` plus the interpreter's ``strip_for_member``), revises replicas
+    when ``replicas`` is given (or ``assignment``, the whole ``{cluster: replicas}`` split, which
+    lets kinds such as Job divide extra fields exactly), and adds the ownership labels and the
+    ``flotilla.dev/cluster`` annotation. ``interpreter`` may be None for plain objects such as the
+    ConfigMaps and Secrets that travel with a workload. Revising a kind that is not divisible
+    raises ``ValueError``; pass ``replicas=None`` for Duplicated placement or whole placement.
+    """
+    obj: dict[str, Any] = copy.deepcopy(dict(template))
+    if interpreter is not None:
+        obj = interpreter.release_hold_back(obj)
+        obj = interpreter.strip_for_member(obj)
+        if assignment is not None:
+            if replicas is not None and assignment.get(cluster) != replicas:
+                raise ValueError(
+                    f"replicas={replicas} disagrees with assignment[{cluster!r}]={assignment.get(cluster)}"
+                )
+            if cluster not in assignment:
+                raise ValueError(f"cluster {cluster!r} is not in the assignment {sorted(assignment)}")
+            obj = interpreter.divide(obj, assignment)[cluster]
+        elif replicas is not None:
+            obj = interpreter.revise_replicas(obj, replicas)
+    elif replicas is not None or assignment is not None:
+        raise ValueError("replicas can only be revised with an interpreter")
+    obj = strip_hub_fields(obj)
+    metadata = obj["metadata"]
+    metadata.setdefault("labels", {}).update(ownership_labels(binding))
+    metadata.setdefault("annotations", {})[ANNOTATION_CLUSTER] = cluster
+    return obj
+
+
+def dependencies(obj: Obj, interpreter: Interpreter) -> list[tuple[str, str]]:
+    """ConfigMaps and Secrets the object's pod templates reference, as sorted ``(kind, name)`` pairs.
+
+    Found through ``interpreter.components(obj)``: volumes (configMap, secret, projected and
+    volume-plugin secret refs), ``envFrom``, ``env[].valueFrom`` and ``imagePullSecrets``; all
+    live in the workload's namespace.
+    """
+    found: set[tuple[str, str]] = set()
+    for component in interpreter.components(obj):
+        found.update(pod_dependencies(component.pod_template.get("spec") or {}))
+    return sorted(found)
