@@ -14,7 +14,6 @@ GPU_JOB_IMAGE = "registry.example/train:latest"  # KWOK never pulls images
 def _gpu_pod_spec(gpus: int) -> dict[str, Any]:
     return {
         "restartPolicy": "Never",
-        "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}],
         "containers": [
             {
                 "name": "train",
@@ -31,7 +30,7 @@ def _gpu_pod_spec(gpus: int) -> dict[str, Any]:
 def test_members_have_gpu_nodes(members: dict[str, ClusterHandle]) -> None:
     expected = {
         "a": (4, "8", "NVIDIA-H100-80GB-HBM3"),
-        "b": (8, "4", "NVIDIA-A100-SXM4-40GB"),
+        "b": (12, "4", "NVIDIA-A100-SXM4-40GB"),
         "c": (16, "1", "NVIDIA-L4"),
     }
     for name, (count, gpus, product) in expected.items():

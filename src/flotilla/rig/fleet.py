@@ -163,7 +163,8 @@ def _node(cluster: str, pool: NodePool, index: int) -> dict[str, Any]:
         )
         if pool.gpu.family:
             labels["nvidia.com/gpu.family"] = pool.gpu.family
-    taints = [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}, *pool.taints]
+    # No kwok.x-k8s.io/node taint: the rig has no real nodes, so workloads need no toleration for it.
+    taints = list(pool.taints)
     return {
         "apiVersion": "v1",
         "kind": "Node",
