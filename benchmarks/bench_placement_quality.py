@@ -9,14 +9,19 @@ departs; pod CPU and memory must fit the node. Metric: % of GPUs unallocated whe
 Policies:
 
 * ``flotilla``: the default scheduler profile (node-level fit, FGD-style fragmentation score
-  with the trace's task-shape distribution, MostAllocated tie-break) picks cluster AND node;
-  its reservation is checked against an independent per-node ledger (false fit if it does not fit).
+  with the trace's task-shape popularity - pod counts per (CPU, GPU) shape, as FGD - plus the
+  default GPUAllocation ``Balanced`` term at weight 0.1) picks cluster AND node; its reservation
+  is checked against an independent per-node ledger (false fit if it does not fit);
+* ``flotilla-mostalloc``: the same with GPUAllocation ``MostAllocated`` (the earlier default),
+  for comparison;
 * ``random-cluster``: a member chosen uniformly at random; the member places best-fit.
 * ``cluster-sum``: Karmada-like - the member with the most replicas by *summed* free CPU,
   memory and GPU; the member places best-fit, and a false fit is counted when it cannot.
 
-Tie rule: Flotilla breaks score ties by cluster name, then node name (no randomness); the
-member-side best-fit breaks ties by node name; the random baseline draws from ``Random(seed)``.
+Tie rule: Flotilla's node score is the fragmentation gradient (100 points per GPU of expected
+fragmentation avoided) + 0.1 x GPUAllocation (0..100); exact ties go to the cluster name, then
+the node name (no randomness). The member-side best-fit breaks ties by node name; the random
+baseline draws from ``Random(seed)``. Output: per-policy mean/min/max, then every seed.
 
     .venv/bin/python benchmarks/bench_placement_quality.py [--quick] [--data DIR]
 """
@@ -45,7 +50,8 @@ from flotilla.scheduler import (
     SchedulerCache,
     Workload,
 )
-from flotilla.scheduler.plugins import fragmentation
+from flotilla.scheduler.framework import Plugin
+from flotilla.scheduler.plugins import fragmentation, gpu_allocation
 
 MiB = 1 << 20
 MEMBERS = 4
@@ -206,12 +212,18 @@ def task_component(task: Task) -> Component:
     return Component("main", 1, req)
 
 
-def run_flotilla(nodes: list[Node], tasks: list[Task], order: list[Task], capacity: int) -> tuple[float, int]:
+def run_flotilla(
+    nodes: list[Node], tasks: list[Task], order: list[Task], capacity: int, strategy: str | None = None
+) -> tuple[float, int]:
+    """The default profile (``strategy`` overrides only GPUAllocation's) with the trace's shape popularity."""
     shapes = Counter(
         (t.cpu, t.gpus if t.milli >= 1000 else 0, t.milli if 0 < t.milli < 1000 else 0) for t in tasks
     )
     distribution = [(cpu, whole, milli, float(n)) for (cpu, whole, milli), n in sorted(shapes.items())]
-    framework = Framework(instances={fragmentation.NAME: fragmentation.new(distribution)})
+    instances: dict[str, Plugin] = {fragmentation.NAME: fragmentation.new(distribution)}
+    if strategy is not None:
+        instances[gpu_allocation.NAME] = gpu_allocation.new(strategy)
+    framework = Framework(instances=instances)
     scheduler = Scheduler(framework)
     cache = SchedulerCache()
     ledger = {n.name: Node(n.name, n.cluster, n.cpu, n.mem, list(n.devices), n.model) for n in nodes}
@@ -254,24 +266,37 @@ def main() -> None:
     tasks = load_tasks(args.data)
     capacity = sum(len(n.devices) for n in nodes) * 1000
     seeds = list(range(42, 42 + (args.seeds or (2 if args.quick else 10))))
-    results: dict[str, list[tuple[float, int]]] = {"flotilla": [], "random-cluster": [], "cluster-sum": []}
+    results: dict[str, list[tuple[float, int]]] = {
+        "flotilla": [],
+        "flotilla-mostalloc": [],
+        "random-cluster": [],
+        "cluster-sum": [],
+    }
     started = time.perf_counter()
     for seed in seeds:
         order = arrivals(tasks, capacity, seed)
         results["flotilla"].append(run_flotilla(nodes, tasks, order, capacity))
+        results["flotilla-mostalloc"].append(
+            run_flotilla(nodes, tasks, order, capacity, gpu_allocation.MOST_ALLOCATED)
+        )
         for policy in ("random-cluster", "cluster-sum"):
             results[policy].append(run_member_policy(policy, nodes, order, capacity, seed))
     print(
         f"openb default list, {len(nodes)} nodes / {capacity // 1000} GPUs in {MEMBERS} members, "
         f"seeds {seeds}"
     )
-    print(f"{'policy':<16} {'unallocated GPU % @100% arrived':>32} {'min':>6} {'max':>6} {'false fits':>11}")
+    print(f"{'policy':<20} {'unallocated GPU % @100% arrived':>32} {'min':>6} {'max':>6} {'false fits':>11}")
     for policy, rows in results.items():
         pct = [r[0] for r in rows]
         print(
-            f"{policy:<16} {statistics.mean(pct):>32.2f} {min(pct):>6.2f} {max(pct):>6.2f} "
+            f"{policy:<20} {statistics.mean(pct):>32.2f} {min(pct):>6.2f} {max(pct):>6.2f} "
             f"{sum(r[1] for r in rows):>11}"
         )
+    print("per seed (unallocated GPU % / false fits):")
+    print(f"{'seed':>6} " + " ".join(f"{policy:>20}" for policy in results))
+    for i, seed in enumerate(seeds):
+        cells = " ".join(f"{results[p][i][0]:>13.2f} / {results[p][i][1]:>4}" for p in results)
+        print(f"{seed:>6} {cells}")
     print(f"(published single-cluster FGD: 4.77 %, best-fit 7.14 %; {time.perf_counter() - started:.0f} s)")
 
 

@@ -6,7 +6,9 @@ that node only whenever one of the three changes. Every change produces a new im
 cluster's node map is copied shallowly - a few microseconds per change, no deep copies), so
 :meth:`SchedulerCache.snapshot` is cheap and snapshots already handed out never change.
 Results memoised on an unchanged ClusterInfo stay valid; label/taint-only results are carried
-over to the next version when only usage changed.
+over to the next version when only usage changed, together with a
+:class:`~flotilla.scheduler.snapshot.ChangeLog` naming the nodes each such version changed (so
+the scheduler's per-shape fit indexes re-evaluate only those nodes).
 
 Reservations follow kube-scheduler's assume/confirm/forget: after a decision, ``assume()``
 reserves its pods on their nodes so the next decision cannot double-book them. When the member
@@ -30,6 +32,7 @@ from flotilla.scheduler.snapshot import (
     GPU_MILLI_RESOURCE,
     GPU_RESOURCE,
     MILLI_PER_GPU,
+    ChangeLog,
     ClusterInfo,
     NodeInfo,
     Snapshot,
@@ -148,18 +151,26 @@ class SchedulerCache:
         """Rebuild the effective ClusterInfo after a change (``None`` = every node)."""
         entry = self._entries[name]
         old = self._effective.get(name)
+        changed: tuple[str, ...] = ()
         if old is None or changed_nodes is None:
             nodes = {n: self._node_effective(entry, n) for n in sorted(entry.base_nodes)}
         else:
             nodes = dict(old.nodes)
-            for n in changed_nodes:
+            changed = tuple(changed_nodes)
+            for n in changed:
                 if n in entry.base_nodes:
                     nodes[n] = self._node_effective(entry, n)
                 else:
                     nodes.pop(n, None)
-        static = old.static_memo if (old is not None and usage_only) else {}
+        version = next(self._versions)
+        if old is not None and usage_only and changed_nodes is not None and old.changes is not None:
+            static, changes = old.static_memo, old.changes
+            changes.append(version, changed)
+        else:
+            static = old.static_memo if (old is not None and usage_only) else {}
+            changes = ChangeLog(version)
         self._effective[name] = replace(
-            entry.base, nodes=nodes, version=next(self._versions), static_memo=static
+            entry.base, nodes=nodes, version=version, static_memo=static, changes=changes
         )
         self._generation += 1
         self._snapshot = None
@@ -187,7 +198,7 @@ class SchedulerCache:
         entry = self._entries.get(info.name)
         if entry is None:
             entry = self._entries[info.name] = _ClusterEntry(info)
-        entry.base = replace(info, nodes={}, static_memo={})
+        entry.base = replace(info, nodes={}, static_memo={}, changes=None)
         entry.base_nodes = dict(info.nodes)
         self._publish(info.name, None, usage_only=False)
 

@@ -19,7 +19,7 @@ Per cluster, after the cluster filters pass, node-level fit decides feasibility:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,6 +53,9 @@ class _Check:
     node_reasons: dict[str, int] | None
     score: float
 
+
+_KEY_LIMIT = 4096
+"""Distinct node-check keys interned per scheduler before the table is reset."""
 
 Mode = Literal["gang", "gang-multi-cluster", "duplicated", "divided"]
 PodGroup = tuple[str, PodShape, int]
@@ -172,12 +175,47 @@ def _mode(workload: Workload) -> Mode:
     return "divided"
 
 
+class _Available(Mapping[str, int]):
+    """Pods of ``comp`` each selected cluster can still take, computed only when asked for."""
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        placers: Mapping[str, ClusterPlacer],
+        checked: Mapping[str, Mapping[str, int]],
+        comp: Component,
+    ) -> None:
+        self._names, self._placers, self._checked, self._comp = names, placers, checked, comp
+        self._known = frozenset(names)
+        self._values: dict[str, int] = {}
+
+    def __getitem__(self, name: str) -> int:
+        value = self._values.get(name)
+        if value is None:
+            if name not in self._known:
+                raise KeyError(name)
+            placer = self._placers.get(name)
+            if placer is not None:
+                value = placer.available(self._comp.shape)
+            else:
+                value = self._checked[name][self._comp.name]
+            self._values[name] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
 class Scheduler:
     """Runs one framework profile over snapshots. Stateless apart from memoised per-cluster fits."""
 
     def __init__(self, framework: Framework | None = None) -> None:
         self.framework = framework if framework is not None else Framework()
         self.engine = self.framework.engine
+        self._check_keys: dict[tuple[Any, ...], object] = {}
 
     # -- entry point -------------------------------------------------------------------------
     def schedule(self, snapshot: Snapshot, workload: Workload) -> ScheduleOutcome:
@@ -206,19 +244,24 @@ class Scheduler:
 
     def _check_key(
         self, comps: Sequence[Component], need: Mapping[str, int] | None, primary: PodShape | None
-    ) -> tuple[Any, ...]:
-        return (
-            self.engine.token,
-            "check",
+    ) -> object:
+        """A memo key for one node check, interned so per-cluster lookups hash a plain object."""
+        full = (
             tuple((c.name, c.shape.key) for c in comps),
             tuple(sorted(need.items())) if need is not None else None,
             primary.key if primary is not None else None,
         )
+        key = self._check_keys.get(full)
+        if key is None:
+            if len(self._check_keys) > _KEY_LIMIT:
+                self._check_keys.clear()
+            key = self._check_keys[full] = object()
+        return key
 
     def _node_check(
         self,
         cluster: ClusterInfo,
-        key: tuple[Any, ...],
+        key: object,
         comps: Sequence[Component],
         need: Mapping[str, int] | None,
         primary: PodShape | None,
@@ -301,15 +344,19 @@ class Scheduler:
         run_filter, node_check = fw.run_filter, self._node_check
         key = self._check_key(comps, need, primary)
         statuses, available = expl.statuses, expl.available
-        for name in snapshot.cluster_names:
-            cluster = snapshot.clusters[name]
-            status = run_filter(state, workload, cluster, active)
-            if status.code is not Code.SUCCESS:
-                statuses[name] = status
-                continue
-            check = node_check(cluster, key, comps, need, primary)
+        success = Code.SUCCESS
+        for cluster in snapshot.ordered:
+            name = cluster.name
+            if active:
+                status = run_filter(state, workload, cluster, active)
+                if status.code is not success:
+                    statuses[name] = status
+                    continue
+            check = cluster.memo.get(key)
+            if check is None:
+                check = node_check(cluster, key, comps, need, primary)
             available[name] = check.available
-            if check.status.code is Code.SUCCESS:
+            if check.status.code is success:
                 feasible.append(cluster)
                 node_scores[name] = check.score
             else:
@@ -322,7 +369,8 @@ class Scheduler:
             node_scores = {}
         totals, details = fw.run_score(state, workload, feasible, node_scores)
         expl.scores, expl.totals = details, totals
-        ranked = sorted(feasible, key=lambda c: (-totals[c.name], c.name))
+        # ``feasible`` is in name order and the sort is stable: best total first, then name.
+        ranked = sorted(feasible, key=lambda c: totals[c.name], reverse=True)
         selected, reason = select_clusters(ranked, workload.placement.spread_constraints)
         if reason is not None:
             return self._fail(snapshot, expl, reason)
@@ -454,10 +502,7 @@ class Scheduler:
         names = [c.name for c in selected]
         placers: dict[str, ClusterPlacer] = {}
         for comp in comps:
-            avail = {
-                n: placers[n].available(comp.shape) if n in placers else expl.available[n][comp.name]
-                for n in names
-            }
+            avail = _Available(names, placers, expl.available, comp)
             split: dict[str, int] | None
             if rs.division_preference == AGGREGATED:
                 split = aggregate(comp.replicas, names, avail)

@@ -7,7 +7,10 @@ of replicas a cluster can hold - what Karmada's cluster-sum estimator cannot kno
 
 Results that depend only on a cluster's state are memoised on the :class:`ClusterInfo` object
 (``memo`` per version, ``static_memo`` for label/taint-only results, which the cache carries
-over when only usage changes), so a decision re-scans only clusters that changed.
+over when only usage changes). Per (cluster, shape) a :class:`FitIndex` (kept in
+``static_memo``) holds every eligible node's capacity and score; when a newer version of the
+cluster is asked about, only the nodes its :class:`~flotilla.scheduler.snapshot.ChangeLog`
+lists are re-evaluated, so a decision costs O(changed nodes), not O(clusters x nodes).
 """
 
 from __future__ import annotations
@@ -27,11 +30,19 @@ from flotilla.scheduler.framework import (
     Observer,
 )
 from flotilla.scheduler.quantity import ResourceList
-from flotilla.scheduler.snapshot import GPU_MILLI_RESOURCE, GPU_RESOURCE, MILLI_PER_GPU, ClusterInfo, NodeInfo
+from flotilla.scheduler.snapshot import (
+    GPU_MILLI_RESOURCE,
+    GPU_RESOURCE,
+    MILLI_PER_GPU,
+    ChangeLog,
+    ClusterInfo,
+    NodeInfo,
+)
 from flotilla.scheduler.workload import PodShape
 
 __all__ = [
     "ClusterPlacer",
+    "FitIndex",
     "NodeFitEngine",
     "NodeState",
     "PodAssignment",
@@ -42,6 +53,8 @@ __all__ = [
 
 UNBOUNDED = 1 << 30
 _MEMO_LIMIT = 512
+_INDEX_LIMIT = 64
+"""Fit indexes (one per pod shape) kept per cluster; the least recently used is dropped first."""
 
 
 def pod_capacity(shape: PodShape, free: Mapping[str, int], devices: Sequence[int]) -> int:
@@ -176,6 +189,107 @@ class ShapeFit:
         return -self.candidates[0][0] if self.candidates else None
 
 
+NodeEntry = tuple[int, float, tuple[tuple[str, str], ...]]
+"""``(capacity, score, ((plugin, reason), ...))`` of one shape on one node state."""
+
+
+class FitIndex:
+    """Fit of one pod shape over the eligible nodes of one cluster, updatable node by node.
+
+    Holds each eligible node's :data:`NodeEntry`, the total pod capacity, the candidate nodes
+    ranked best first and a histogram of why the other nodes cannot take one pod. ``update``
+    re-evaluates only the nodes given, so keeping the index across cluster versions costs
+    O(changed nodes x log nodes) per version instead of a full scan.
+    """
+
+    __slots__ = ("available", "candidates", "entries", "log", "rejected", "short", "short_plugin", "version")
+
+    def __init__(self, version: int, rejected: dict[str, tuple[str, int]]) -> None:
+        self.version = version
+        self.log: ChangeLog | None = None
+        """The change log ``version`` refers to (set when the index is kept across versions)."""
+        self.rejected = rejected
+        self.entries: dict[str, NodeEntry] = {}
+        self.available = 0
+        self.candidates: list[tuple[float, str]] = []
+        self.short: Counter[str] = Counter()
+        self.short_plugin: dict[str, str] = {}
+
+    @classmethod
+    def build(cls, engine: NodeFitEngine, cluster: ClusterInfo, shape: PodShape) -> FitIndex:
+        """Full scan of the cluster's eligible nodes."""
+        names, rejected = engine.eligible(cluster, shape)
+        index = cls(cluster.version, rejected)
+        nodes = cluster.nodes
+        entries = index.entries
+        for name in names:
+            entries[name] = entry = engine.node_entry(shape, nodes[name])
+            index._add(name, entry, sort=False)
+        index.candidates.sort()
+        return index
+
+    def _add(self, name: str, entry: NodeEntry, sort: bool = True) -> None:
+        n = entry[0]
+        if n > 0:
+            self.available += n
+            if sort:
+                bisect.insort(self.candidates, (-entry[1], name))
+            else:
+                self.candidates.append((-entry[1], name))
+            return
+        for plugin, res in entry[2]:
+            self.short[res] += 1
+            self.short_plugin.setdefault(res, plugin)
+
+    def _remove(self, name: str, entry: NodeEntry) -> None:
+        n = entry[0]
+        if n > 0:
+            self.available -= n
+            candidates = self.candidates
+            del candidates[bisect.bisect_left(candidates, (-entry[1], name))]
+            return
+        short = self.short
+        for _, res in entry[2]:
+            short[res] -= 1
+            if not short[res]:
+                del short[res]
+
+    def update(self, engine: NodeFitEngine, cluster: ClusterInfo, shape: PodShape, changed: set[str]) -> None:
+        """Re-evaluate the ``changed`` eligible nodes and move to ``cluster``'s version."""
+        entries, nodes = self.entries, cluster.nodes
+        for name in changed:
+            old = entries.get(name)
+            if old is None:
+                continue  # not eligible for this shape (labels/taints never change in a lineage)
+            self._remove(name, old)
+            node = nodes.get(name)
+            if node is None:
+                del entries[name]
+                continue
+            entries[name] = entry = engine.node_entry(shape, node)
+            self._add(name, entry)
+        self.version = cluster.version
+
+    def fit(self) -> ShapeFit:
+        """The :class:`ShapeFit` of the current state (a copy: later updates do not change it)."""
+        rejected, short = self.rejected, self.short
+        candidates = list(self.candidates)
+        node_reasons = {r: n for r, (_, n) in rejected.items()}
+        fit = ShapeFit(min(self.available, UNBOUNDED), candidates, node_reasons)
+        if candidates:
+            return fit
+        node_reasons.update(short)
+        if short:
+            top = min(short.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+            fit.reason, fit.plugin = f"{top} on any single node", self.short_plugin[top]
+        elif rejected:
+            top = min(rejected.items(), key=lambda kv: (-kv[1][1], kv[0]))[0]
+            fit.reason, fit.plugin = top, rejected[top][0]
+        else:
+            fit.reason, fit.plugin = "no nodes", "NodeReady"
+        return fit
+
+
 _tokens = itertools.count(1)
 
 
@@ -249,7 +363,7 @@ class NodeFitEngine:
             total += weight * plugin.node_score(shape, node, free, devices)
         return total
 
-    def _node_entry(self, shape: PodShape, node: NodeInfo) -> tuple[int, float, tuple[tuple[str, str], ...]]:
+    def _node_entry(self, shape: PodShape, node: NodeInfo) -> NodeEntry:
         """``(capacity, score, ((plugin, reason), ...))`` of an untouched node (memoised on the node)."""
         free, devices = node.free, node.devices
         n = self.capacity(shape, free, devices)
@@ -262,6 +376,52 @@ class NodeFitEngine:
         )
         return 0, 0.0, reasons
 
+    def node_entry(self, shape: PodShape, node: NodeInfo) -> NodeEntry:
+        """:meth:`_node_entry`, memoised on the (immutable) node."""
+        node_key = (self.token, shape.key)
+        memo = node.memo
+        entry: NodeEntry | None = memo.get(node_key)
+        if entry is None:
+            entry = self._node_entry(shape, node)
+            if len(memo) > _MEMO_LIMIT:
+                memo.clear()
+            memo[node_key] = entry
+        return entry
+
+    def fit_index(self, cluster: ClusterInfo, shape: PodShape) -> FitIndex:
+        """The per-(cluster, shape) index brought up to ``cluster``'s version.
+
+        Kept in ``static_memo`` (shared by the usage-only versions of a cluster; at most
+        ``_INDEX_LIMIT`` shapes per cluster, least recently used dropped first) and updated
+        from the cluster's :class:`~flotilla.scheduler.snapshot.ChangeLog`: only the nodes that
+        changed since the index was last used are re-evaluated. Clusters without a change log
+        (not built by the cache), or an index already ahead of ``cluster`` (an older snapshot),
+        get a fresh index built by a full scan.
+        """
+        changes = cluster.changes
+        if changes is None:
+            return FitIndex.build(self, cluster, shape)
+        indexes: dict[Any, FitIndex] = cluster.static_memo.setdefault((self.token, "indexes"), {})
+        index = indexes.pop(shape.key, None)  # re-inserted below: least recently used goes first
+        if index is not None and index.log is not changes:
+            index = None  # built against another lineage's log: its versions mean nothing here
+        if index is not None and index.version != cluster.version:
+            changed = changes.since(index.version, cluster.version)
+            if changed is None and index.version > cluster.version:
+                indexes[shape.key] = index
+                return FitIndex.build(self, cluster, shape)
+            if changed is None:
+                index = None
+            else:
+                index.update(self, cluster, shape, changed)
+        if index is None:
+            index = FitIndex.build(self, cluster, shape)
+            index.log = changes
+            while len(indexes) >= _INDEX_LIMIT:
+                del indexes[next(iter(indexes))]
+        indexes[shape.key] = index
+        return index
+
     def shape_fit(self, cluster: ClusterInfo, shape: PodShape) -> ShapeFit:
         """Memoised per cluster version: available pods, ranked candidate nodes and a rejection reason."""
         key = (self.token, "fit", shape.key)
@@ -269,46 +429,7 @@ class NodeFitEngine:
         hit = memo.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-        names, rejected = self.eligible(cluster, shape)
-        nodes = cluster.nodes
-        available = 0
-        candidates: list[tuple[float, str]] = []
-        node_key = (self.token, shape.key)
-        entries = []
-        for name in names:
-            node = nodes[name]
-            entry = node.memo.get(node_key)
-            if entry is None:
-                entry = self._node_entry(shape, node)
-                if len(node.memo) > _MEMO_LIMIT:
-                    node.memo.clear()
-                node.memo[node_key] = entry
-            n = entry[0]
-            if n > 0:
-                available += n
-                candidates.append((-entry[1], name))
-            elif not candidates:
-                entries.append(entry)
-        short: Counter[str] = Counter()
-        short_plugin: dict[str, str] = {}
-        if not candidates:
-            for _, _, reasons in entries:
-                for plugin, res in reasons:
-                    short[res] += 1
-                    short_plugin.setdefault(res, plugin)
-        candidates.sort()
-        node_reasons = {r: n for r, (_, n) in rejected.items()}
-        node_reasons.update(short)
-        fit = ShapeFit(min(available, UNBOUNDED), candidates, node_reasons)
-        if not candidates:
-            if short:
-                top = min(short.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-                fit.reason, fit.plugin = f"{top} on any single node", short_plugin[top]
-            elif rejected:
-                top = min(rejected.items(), key=lambda kv: (-kv[1][1], kv[0]))[0]
-                fit.reason, fit.plugin = top, rejected[top][0]
-            else:
-                fit.reason, fit.plugin = "no nodes", "NodeReady"
+        fit = self.fit_index(cluster, shape).fit()
         if len(memo) > _MEMO_LIMIT:
             memo.clear()
         memo[key] = fit

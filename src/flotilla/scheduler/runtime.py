@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 from flotilla.scheduler.framework import (
     MAX_SCORE,
@@ -77,6 +78,8 @@ class Framework:
         self.pre_filters = [p for p in values if isinstance(p, PreFilterPlugin)]
         self.filters = [p for p in values if isinstance(p, FilterPlugin)]
         self.scorers = [p for p in values if isinstance(p, ScorePlugin)]
+        self._pre_scorers = {p.name for p in self.scorers if isinstance(p, PreScorePlugin)}
+        self._extended = {p.name for p in self.scorers if isinstance(p, ScoreExtensions)}
         node_scorers = [(p, self.weight(p.name)) for p in values if isinstance(p, NodeScorePlugin)]
         self.node_scorers = [p for p, _ in node_scorers]
         self.engine = NodeFitEngine(
@@ -145,14 +148,14 @@ class Framework:
         for plugin in self.scorers:
             start = time.perf_counter() if timed else 0.0
             if (
-                isinstance(plugin, PreScorePlugin)
-                and plugin.pre_score(state, workload, clusters).code is Code.SKIP
+                plugin.name in self._pre_scorers
+                and cast(PreScorePlugin, plugin).pre_score(state, workload, clusters).code is Code.SKIP
             ):
                 continue
             raw = {c.name: plugin.score(state, workload, c) for c in clusters}
-            if isinstance(plugin, ScoreExtensions):
+            if plugin.name in self._extended:
                 normalized = dict(raw)
-                plugin.normalize_score(state, workload, normalized)
+                cast(ScoreExtensions, plugin).normalize_score(state, workload, normalized)
             else:
                 normalized = {k: min(max(v, MIN_SCORE), MAX_SCORE) for k, v in raw.items()}
             if timed:

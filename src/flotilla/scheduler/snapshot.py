@@ -14,6 +14,7 @@ at least that share free.
 
 from __future__ import annotations
 
+import bisect
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = [
     "GPU_PRODUCT_LABEL",
     "GPU_RESOURCE",
     "MILLI_PER_GPU",
+    "ChangeLog",
     "ClusterInfo",
     "NodeInfo",
     "Snapshot",
@@ -191,6 +193,45 @@ class NodeInfo:
         )
 
 
+class ChangeLog:
+    """Which nodes changed in each usage-only version of one cluster (shared by those versions).
+
+    The :class:`~flotilla.scheduler.cache.SchedulerCache` appends ``(version, node names)`` each
+    time it publishes a usage-only change and starts a new log when labels, taints, readiness
+    or the node set change. Indexes kept across versions (see
+    :class:`~flotilla.scheduler.nodefit.NodeFitEngine`) ask :meth:`since` which nodes to
+    re-evaluate instead of rescanning the cluster. Only the last ``limit`` entries are kept;
+    older questions get ``None`` (rescan).
+    """
+
+    __slots__ = ("_floor", "_limit", "_names", "_versions")
+
+    def __init__(self, version: int, limit: int = 4096) -> None:
+        self._floor = version
+        self._limit = limit
+        self._versions: list[int] = []
+        self._names: list[tuple[str, ...]] = []
+
+    def append(self, version: int, names: Iterable[str]) -> None:
+        """Record that ``names`` changed in ``version`` (versions must increase)."""
+        self._versions.append(version)
+        self._names.append(tuple(names))
+        if len(self._versions) > 2 * self._limit:
+            self._floor = self._versions[self._limit - 1]
+            del self._versions[: self._limit]
+            del self._names[: self._limit]
+
+    def since(self, old: int, new: int) -> set[str] | None:
+        """Nodes changed after version ``old`` up to ``new``; None when ``old`` is unknown here."""
+        if old < self._floor or old > new:
+            return None
+        versions = self._versions
+        out: set[str] = set()
+        for names in self._names[bisect.bisect_right(versions, old) : bisect.bisect_right(versions, new)]:
+            out.update(names)
+        return out
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ClusterInfo:
     """One member cluster: metadata the cluster-level plugins read, and its nodes.
@@ -212,6 +253,8 @@ class ClusterInfo:
     version: int = 0
     static_memo: dict[Any, Any] = field(default_factory=dict, repr=False)
     """Memo for results that depend only on labels/taints; shared across usage-only versions."""
+    changes: ChangeLog | None = field(default=None, repr=False)
+    """Node changes per usage-only version, shared with the versions before (set by the cache)."""
     memo: dict[Any, Any] = field(init=False, repr=False, default_factory=dict)
     """Memo for results that depend on usage; private to this version."""
 
@@ -262,9 +305,13 @@ class Snapshot:
     clusters: Mapping[str, ClusterInfo]
     generation: int = 0
     _sorted: tuple[str, ...] = field(init=False, repr=False)
+    ordered: tuple[ClusterInfo, ...] = field(init=False, repr=False)
+    """The clusters in name order."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_sorted", tuple(sorted(self.clusters)))
+        names = tuple(sorted(self.clusters))
+        object.__setattr__(self, "_sorted", names)
+        object.__setattr__(self, "ordered", tuple(self.clusters[n] for n in names))
 
     @classmethod
     def of(cls, clusters: Iterable[ClusterInfo], generation: int = 0) -> Snapshot:

@@ -29,7 +29,7 @@ GPU8 = {"cpu": 8000, "memory": 64 * GiB, GPU_RESOURCE: 8}
 
 
 def ok(outcome: ScheduleResult | Unschedulable) -> ScheduleResult:
-    assert isinstance(outcome, ScheduleResult), outcome.message  # type: ignore[union-attr]
+    assert isinstance(outcome, ScheduleResult), outcome.message
     return outcome
 
 

@@ -77,7 +77,10 @@ def test_normalize() -> None:
 def test_observer_receives_plugin_timings() -> None:
     calls: list[tuple[str, str, float]] = []
     fw = Framework(observer=lambda point, plugin, seconds: calls.append((point, plugin, seconds)))
-    snap = snapshot(cluster("c1", [node("n1")], api_enablements=frozenset({"apps/v1/Deployment"})))
+    snap = snapshot(
+        cluster("c1", [node("n1")], api_enablements=frozenset({"apps/v1/Deployment"})),
+        cluster("down", [node("n2")], ready=False),  # so ClusterHealth filters this cycle
+    )
     w = workload({"cpu": 1000, GPU_RESOURCE: 1})
     assert Scheduler(fw).schedule(snap, w).ok
     points = {(p, name) for p, name, _ in calls}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sched_fixtures import GiB, cluster, node, snapshot
+from sched_fixtures import GiB, cluster, node, snapshot, workload
 
 from flotilla.scheduler import (
     GPU_MILLI_RESOURCE,
@@ -14,7 +14,11 @@ from flotilla.scheduler import (
     Code,
     Component,
     CycleState,
+    Framework,
+    NodeInfo,
     Placement,
+    Scheduler,
+    ScheduleResult,
     Taint,
     Toleration,
     Workload,
@@ -149,6 +153,11 @@ def test_api_enablement(apis: frozenset[str] | None, gvk: str, code: Code) -> No
         is code
     )
     assert api_enablement.new().pre_filter(CycleState(), wl(), snapshot()).code is Code.SKIP
+    # The filter runs only when some cluster would reject the gvk.
+    pre = api_enablement.new().pre_filter(
+        CycleState(), wl(gvk=gvk), snapshot(ClusterInfo("c", api_enablements=apis))
+    )
+    assert (pre.code is Code.SKIP) is (code is Code.SUCCESS)
 
 
 @pytest.mark.parametrize(
@@ -161,6 +170,7 @@ def test_cluster_health_and_eviction(
     c = ClusterInfo("c", ready=ready)
     w = wl(evicted_from=frozenset(evicted))
     assert cluster_health.new().filter(CycleState(), w, c).is_success is health_ok
+    assert (cluster_health.new().pre_filter(CycleState(), w, snapshot(c)).code is Code.SKIP) is ready
     assert cluster_eviction.new().filter(CycleState(), w, c).is_success is eviction_ok
 
 
@@ -314,6 +324,21 @@ def test_gpu_allocation_strategies(strategy: str, winner: str) -> None:
     idle = node("idle")
     scores = {n.name: plugin.node_score(s, n, n.free, n.devices) for n in (busy, idle)}
     assert max(scores, key=lambda k: scores[k]) == winner
+
+
+def test_default_profile_breaks_fragmentation_ties_towards_balanced_nodes() -> None:
+    # Whole-GPU tasks only: both nodes keep zero fragmentation, and MostAllocated would tie them
+    # (1 of 8 GPUs used either way). Balanced avoids the node whose CPU is mostly gone already.
+    alloc = {"cpu": 96_000, "memory": 512 * GiB, GPU_RESOURCE: 8}
+    cpu_busy = NodeInfo("cpu-busy", alloc, {"cpu": 60_000})
+    even = NodeInfo("even", alloc)
+    framework = Framework(instances={fragmentation.NAME: fragmentation.new([(1000, 1, 0, 1.0)])})
+    outcome = Scheduler(framework).schedule(
+        snapshot(cluster("a", [cpu_busy]), cluster("b", [even])),
+        workload({"cpu": 4000, GPU_RESOURCE: 1}),
+    )
+    assert isinstance(outcome, ScheduleResult)
+    assert [a.node for a in outcome.assignments] == ["even"]
 
 
 def test_gpu_allocation_rejects_unknown_strategy() -> None:

@@ -112,7 +112,7 @@ def test_decisions_never_overcommit_and_are_deterministic(snapshot: Snapshot, w:
     if not isinstance(outcome, ScheduleResult):
         return
     assert_fits(snapshot, outcome.assignments)
-    placed = defaultdict(int)
+    placed: defaultdict[str, int] = defaultdict(int)
     for p in outcome.assignments:
         placed[p.component] += 1
     if w.gang is not None:

@@ -16,7 +16,11 @@ class APIEnablementPlugin:
     name = NAME
 
     def pre_filter(self, state: CycleState, workload: Workload, snapshot: Snapshot) -> Status:
-        return SUCCESS if workload.gvk else SKIP
+        """SKIP when there is no gvk or every cluster lets it through (one scan, not N filter calls)."""
+        gvk = workload.gvk
+        if not gvk or all(c.api_enablements is None or gvk in c.api_enablements for c in snapshot.ordered):
+            return SKIP
+        return SUCCESS
 
     def filter(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> Status:
         apis = cluster.api_enablements

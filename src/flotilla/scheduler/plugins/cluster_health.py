@@ -1,9 +1,9 @@
-"""ClusterHealth: clusters that are not Ready are filtered."""
+"""ClusterHealth: clusters that are not Ready are filtered (skipped when every cluster is Ready)."""
 
 from __future__ import annotations
 
-from flotilla.scheduler.framework import SUCCESS, CycleState, Status
-from flotilla.scheduler.snapshot import ClusterInfo
+from flotilla.scheduler.framework import SKIP, SUCCESS, CycleState, Status
+from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
 from flotilla.scheduler.workload import Workload
 
 NAME = "ClusterHealth"
@@ -12,6 +12,9 @@ REASON = "cluster(s) were not ready"
 
 class ClusterHealthPlugin:
     name = NAME
+
+    def pre_filter(self, state: CycleState, workload: Workload, snapshot: Snapshot) -> Status:
+        return SKIP if all(c.ready for c in snapshot.ordered) else SUCCESS
 
     def filter(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> Status:
         return SUCCESS if cluster.ready else Status.unschedulable(REASON)

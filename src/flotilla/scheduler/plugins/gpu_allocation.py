@@ -1,9 +1,10 @@
 """GPUAllocation: node scoring strategies for GPUs, computed as if the pod were placed.
 
-* ``MostAllocated`` (default, bin-packing): prefer nodes whose GPUs end up most used, keeping
-  whole nodes free for large jobs;
-* ``LeastAllocated``: spread, prefer the emptiest node;
-* ``Balanced``: prefer nodes whose GPU and CPU utilisation end up closest.
+* ``Balanced`` (default): prefer nodes whose GPU and CPU utilisation end up closest, so a
+  node does not run out of CPU while GPUs are still free on it (or the other way round);
+* ``MostAllocated`` (bin-packing): prefer nodes whose GPUs end up most used, keeping whole
+  nodes free for large jobs;
+* ``LeastAllocated``: spread, prefer the emptiest node.
 
 Pods without a GPU request are scored on CPU instead. Scores lie in 0..100.
 """
@@ -32,7 +33,7 @@ def _fraction_used_after(total: int, free: int, request: int) -> float:
 class GPUAllocationPlugin:
     name = NAME
 
-    def __init__(self, strategy: str = MOST_ALLOCATED) -> None:
+    def __init__(self, strategy: str = BALANCED) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown GPU scoring strategy {strategy!r}")
         self.strategy = strategy
@@ -51,5 +52,5 @@ class GPUAllocationPlugin:
         return MAX_SCORE * (1.0 - abs(gpu - cpu))
 
 
-def new(strategy: str = MOST_ALLOCATED) -> GPUAllocationPlugin:
+def new(strategy: str = BALANCED) -> GPUAllocationPlugin:
     return GPUAllocationPlugin(strategy)

@@ -1,0 +1,150 @@
+"""The incremental per-(cluster, shape) fit index equals a from-scratch scan after any changes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sched_fixtures import cluster, node
+
+from flotilla.scheduler import (
+    GPU_MILLI_RESOURCE,
+    GPU_RESOURCE,
+    ClusterInfo,
+    Component,
+    PodInfo,
+    Scheduler,
+    SchedulerCache,
+    Taint,
+    nodefit,
+)
+from flotilla.scheduler.nodefit import FitIndex, NodeFitEngine, PodAssignment, ShapeFit
+from flotilla.scheduler.snapshot import ChangeLog
+from flotilla.scheduler.workload import PodShape
+
+GiB = 1 << 30
+SHAPES = [
+    Component("a", 1, {"cpu": 4000, "memory": 8 * GiB, GPU_RESOURCE: 1}).shape,
+    Component("b", 1, {"cpu": 2000, "memory": 4 * GiB, GPU_MILLI_RESOURCE: 500}).shape,
+    Component("c", 1, {"cpu": 32_000, "memory": 64 * GiB, GPU_RESOURCE: 8}).shape,
+    Component("d", 1, {"cpu": 1000, "memory": 1 * GiB}).shape,
+    Component("e", 1, {"cpu": 1000, GPU_RESOURCE: 2}, node_selector={"pool": "x"}).shape,
+]
+NODES = 6
+
+requests = st.sampled_from(
+    [
+        {"cpu": 2000, "memory": 4 * GiB, GPU_RESOURCE: 1},
+        {"cpu": 1000, "memory": 2 * GiB, GPU_MILLI_RESOURCE: 250},
+        {"cpu": 1000, "memory": 2 * GiB, GPU_MILLI_RESOURCE: 750},
+        {"cpu": 16_000, "memory": 8 * GiB, GPU_RESOURCE: 4},
+        {"cpu": 30_000, "memory": 200 * GiB},
+    ]
+)
+operation = st.one_of(
+    st.tuples(st.just("add"), st.integers(0, NODES - 1), requests),
+    st.tuples(st.just("remove"), st.integers(0, 30), st.just({})),
+    st.tuples(st.just("assume"), st.integers(0, NODES - 1), requests),
+    st.tuples(st.just("forget"), st.integers(0, 30), st.just({})),
+    st.tuples(st.just("resize"), st.integers(0, NODES - 1), st.just({})),
+    st.tuples(st.just("query"), st.integers(0, len(SHAPES) - 1), st.just({})),
+)
+
+
+def base_cluster() -> ClusterInfo:
+    nodes = [
+        node(f"n{i}", gpus=(8, 4, 2, 0, 8, 1)[i], cpu=64_000, labels={"pool": "x"} if i % 2 else {})
+        for i in range(NODES)
+    ]
+    nodes.append(node("tainted", taints=[Taint("dedicated", "infra")]))
+    return cluster("c", nodes)
+
+
+def same(a: ShapeFit, b: ShapeFit) -> None:
+    assert a.available == b.available
+    assert a.candidates == b.candidates
+    assert a.node_reasons == b.node_reasons
+    assert (a.reason, a.plugin) == (b.reason, b.plugin)
+
+
+def scratch(engine: NodeFitEngine, info: ClusterInfo, shape: PodShape) -> ShapeFit:
+    """A full scan of a copy without change log or memo."""
+    return FitIndex.build(engine, replace(info, static_memo={}, changes=None), shape).fit()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(operation, max_size=40))
+def test_incremental_index_equals_full_scan(ops: list[tuple[str, int, dict[str, int]]]) -> None:
+    engine = Scheduler().engine
+    cache = SchedulerCache()
+    cache.update_cluster(base_cluster())
+    pods: list[str] = []
+    keys: list[str] = []
+    history = [cache.snapshot().clusters["c"]]
+    for i, (op, arg, req) in enumerate(ops):
+        if op == "add":
+            pods.append(f"p{i}")
+            cache.add_pod("c", PodInfo(f"p{i}", f"n{arg}", dict(req)))
+        elif op == "remove" and pods:
+            cache.remove_pod("c", pods.pop(arg % len(pods)))
+        elif op == "assume":
+            keys.append(f"w{i}")
+            cache.assume(f"w{i}", [PodAssignment("c", f"n{arg}", "main", dict(req))])
+        elif op == "forget" and keys:
+            cache.forget(keys.pop(arg % len(keys)))
+        elif op == "resize":
+            old = cache.cluster("c").nodes[f"n{arg}"]
+            cache.upsert_node("c", replace(old, allocatable={**old.allocatable, "cpu": 8000}, gpu_free=None))
+        info = cache.snapshot().clusters["c"]
+        history.append(info)
+        if op == "query":
+            shape = SHAPES[arg]
+            same(engine.shape_fit(info, shape), scratch(engine, info, shape))
+    final = history[-1]
+    for shape in SHAPES:
+        same(engine.shape_fit(final, shape), scratch(engine, final, shape))
+    for info in history[:: max(len(history) // 5, 1)]:  # older snapshots after the index moved on
+        for shape in SHAPES:
+            same(engine.shape_fit(info, shape), scratch(engine, info, shape))
+
+
+def test_static_change_starts_a_new_change_log() -> None:
+    cache = SchedulerCache()
+    cache.update_cluster(base_cluster())
+    first = cache.cluster("c")
+    cache.add_pod("c", PodInfo("p", "n0", {"cpu": 1000, GPU_RESOURCE: 1}))
+    usage = cache.cluster("c")
+    assert usage.changes is first.changes and usage.static_memo is first.static_memo
+    assert usage.changes is not None and usage.changes.since(first.version, usage.version) == {"n0"}
+    old = usage.nodes["n1"]
+    cache.upsert_node("c", replace(old, labels={**old.labels, "pool": "y"}))
+    relabelled = cache.cluster("c")
+    assert relabelled.changes is not usage.changes and relabelled.static_memo is not usage.static_memo
+    engine = Scheduler().engine
+    same(engine.shape_fit(relabelled, SHAPES[4]), scratch(engine, relabelled, SHAPES[4]))
+
+
+def test_change_log_forgets_old_versions() -> None:
+    log = ChangeLog(10, limit=2)
+    for version in range(11, 17):
+        log.append(version, [f"n{version}"])
+    assert log.since(16, 16) == set()
+    assert log.since(14, 16) == {"n15", "n16"}
+    assert log.since(15, 14) is None  # asking backwards
+    assert log.since(10, 16) is None  # trimmed away
+
+
+def test_least_recently_used_index_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nodefit, "_INDEX_LIMIT", 2)
+    engine = Scheduler().engine
+    cache = SchedulerCache()
+    cache.update_cluster(base_cluster())
+    for i, shape in enumerate([SHAPES[0], SHAPES[1], SHAPES[0], SHAPES[2], SHAPES[0], SHAPES[1]]):
+        cache.add_pod("c", PodInfo(f"p{i}", f"n{i % NODES}", {"cpu": 1000, GPU_MILLI_RESOURCE: 100}))
+        info = cache.cluster("c")
+        same(engine.shape_fit(info, shape), scratch(engine, info, shape))
+        indexes = info.static_memo[(engine.token, "indexes")]
+        assert len(indexes) <= 2 and next(reversed(indexes)) == shape.key
+    assert list(indexes) == [SHAPES[0].key, SHAPES[1].key]  # SHAPES[2] was least recently used
