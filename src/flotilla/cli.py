@@ -12,7 +12,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,12 +76,17 @@ def _cmd_dev_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    """The embedded default: start the rig (or reuse a running one) and keep it up until Ctrl-C."""
+    """The embedded default: rig, Flotilla CRDs, members registered, operator, examples applied."""
     from flotilla.rig.fleet import FleetError, load_fleet
     from flotilla.rig.runner import Rig, RigError, down_from_state, load_handles
 
     workdir = args.workdir.resolve()
     handles = load_handles(workdir)
+    t0 = time.monotonic()
+
+    def say(msg: str) -> None:
+        print(f"[demo {time.monotonic() - t0:5.1f}s] {msg}", flush=True)
+
     if not handles:
         try:
             rig = Rig(fleet=load_fleet(Path(args.fleet)), workdir=workdir).up()
@@ -89,18 +95,67 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             return 1
         handles = rig.clusters
     _print_status(handles)
-    if args.detach:
-        print(f"rig left running; stop it with: flotilla dev down --workdir {args.workdir}")
-        return 0
-    print("fleet running; press Ctrl-C to stop it", flush=True)
     try:
-        while True:
-            time.sleep(3600)
+        return _run_demo(args, workdir, handles, say)
+    except BaseException:
+        down_from_state(workdir)
+        raise
+
+
+def _run_demo(
+    args: argparse.Namespace, workdir: Path, handles: Sequence[ClusterHandle], say: Callable[[str], None]
+) -> int:
+    from flotilla import kube
+    from flotilla.rig import demo
+    from flotilla.rig.runner import down_from_state, record_process
+
+    hub = next(h for h in handles if h.role == "hub")
+    say("installing the flotilla.dev CRDs on the hub")
+    kube.install_crds(hub.api_client(), demo.flotilla_crds())
+    for member in (h for h in handles if h.role == "member"):
+        demo.register_member(hub, member)
+    say(f"registered members {', '.join(h.name for h in handles if h.role == 'member')}")
+    log = workdir / "operator.log"
+    operator = demo.start_operator(hub, log)
+    record_process(workdir, "hub", "flotilla-operator", operator.pid, sys.executable)
+    say(f"operator started (pid {operator.pid}, log {log})")
+    for member in (h for h in handles if h.role == "member"):
+        name = member.name
+        kube.wait_for(partial(_member_ready, hub, name), timeout=120, what=f"member {name} to be Ready")
+    say("all members Ready; applying examples/")
+    applied = demo.apply_examples(hub, say)
+    workloads = [d for d in applied if not d["apiVersion"].startswith("flotilla.dev/") and d.get("spec")]
+    say("waiting for placement decisions")
+    rows = demo.placement_report(hub, expected=len(workloads))
+    width = max(len(r[0]) for r in rows) if rows else 10
+    print(f"{'WORKLOAD':<{width}}  {'CLUSTERS':<12}  DECISION")
+    for workload, where, detail in rows:
+        print(f"{workload:<{width}}  {where:<12}  {detail}")
+    print(f"\nhub kubeconfig: {hub.kubeconfig}  (try: kubectl get memberclusters,frb -A)")
+    if args.detach:
+        print(f"left running; stop everything with: flotilla dev down --workdir {args.workdir}")
+        return 0
+    print("press Ctrl-C to stop the operator and the clusters", flush=True)
+    try:
+        while operator.poll() is None:
+            time.sleep(1)
+        print(f"operator exited with code {operator.returncode}; see {log}", file=sys.stderr)
     except KeyboardInterrupt:
         pass
     finally:
         down_from_state(workdir)
     return 0
+
+
+def _member_ready(hub: ClusterHandle, name: str) -> bool:
+    from flotilla import kube
+    from flotilla.rig.demo import GROUP_VERSION
+
+    mc = kube.get(hub.api_client(), GROUP_VERSION, "MemberCluster", name) or {}
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in (mc.get("status") or {}).get("conditions") or []
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

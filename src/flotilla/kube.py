@@ -215,22 +215,3 @@ def patch(
     path = object_path(api, obj) + (f"/{subresource}" if subresource else "")
     result: dict[str, Any] = request(api, "PATCH", path, body=body, content_type=content_type)
     return result
-
-
-def api_client_from_kubeconfig(text: str) -> ApiClient:
-    """An ApiClient for a kubeconfig given as text (e.g. from a Secret); ValueError if unusable."""
-    from kubernetes import client, config
-
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"kubeconfig is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict) or not doc.get("clusters"):
-        raise ValueError("kubeconfig has no clusters")
-    cfg = client.Configuration()
-    try:
-        loader = config.kube_config.KubeConfigLoader(config_dict=doc)
-        loader.load_and_set(cfg)
-    except Exception as exc:  # the loader raises many types for one cause: a bad kubeconfig
-        raise ValueError(f"kubeconfig is unusable: {exc}") from None
-    return client.ApiClient(cfg)

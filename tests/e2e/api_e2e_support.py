@@ -3,44 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from kubernetes.client import ApiClient, ApiException, CustomObjectsApi
 
-from flotilla.api.paths import repo_root, thirdparty_crds_dir
+from flotilla.api.paths import repo_root
 from flotilla.rig import kube
 
 REPO = repo_root()
 OUR_CRDS = sorted((REPO / "crds").glob("*.flotilla.dev.yaml"))
-
-
-def crd_index() -> dict[tuple[str, str], Path]:
-    """(group, kind) -> upstream CRD file in shared/thirdparty-crds."""
-    index: dict[tuple[str, str], Path] = {}
-    for path in sorted(thirdparty_crds_dir().glob("*.yaml")):
-        with path.open() as handle:
-            head = "".join(handle.readline() for _ in range(40))
-        group = path.name.split("_", 1)[0]
-        for line in head.splitlines():
-            if line.strip().startswith("kind:") and "CustomResourceDefinition" not in line:
-                index[(group, line.split(":", 1)[1].strip())] = path
-                break
-    return index
-
-
-def thirdparty_crds_for(docs: Iterable[dict[str, Any]]) -> list[Path]:
-    """The upstream CRD files the given objects need (kinds that are not built in or ours)."""
-    index = crd_index()
-    needed: list[Path] = []
-    for doc in docs:
-        group = doc["apiVersion"].rpartition("/")[0]
-        path = index.get((group, doc["kind"]))
-        if path is not None and path not in needed:
-            needed.append(path)
-    return needed
 
 
 def load_all(path: Path) -> list[dict[str, Any]]:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_e2e_support import OUR_CRDS, REPO, load_all, thirdparty_crds_for
+from api_e2e_support import OUR_CRDS, REPO, load_all
 
 from flotilla.rig import kube
 from flotilla.rig.cluster import ClusterHandle
+from flotilla.rig.demo import thirdparty_crds_for
 
 pytestmark = pytest.mark.e2e
 

@@ -58,14 +58,14 @@ def test_member_a_inventory_summary_and_apis(
     manager.register("a", inline_kubeconfig(members["a"]), {"region": "eu-west"})
     manager.register("c", inline_kubeconfig(members["c"]))
     a = _state_where(
-        manager, "a", lambda s: s.ready and _free_gpus(s) == 32, "member a Ready with 32 free GPUs"
+        manager, "a", lambda s: s.ready and _free_gpus(s) == 40, "member a Ready with 40 free GPUs"
     )
     assert a.reason == "Ready"
-    assert a.node_summary == {"totalNum": 4, "readyNum": 4}
+    assert a.node_summary == {"totalNum": 5, "readyNum": 5}
     assert a.resource_summary is not None
-    assert a.resource_summary["allocatable"][GPU_RESOURCE] == "32"
+    assert a.resource_summary["allocatable"][GPU_RESOURCE] == "40"
     assert a.resource_summary["gpuModels"] == [
-        {"model": "NVIDIA-H100-80GB-HBM3", "memoryMiB": 81559, "total": 32, "free": 32, "nodes": 4}
+        {"model": "NVIDIA-H100-80GB-HBM3", "memoryMiB": 81559, "total": 40, "free": 40, "nodes": 5}
     ]
     assert a.kubernetes_version and a.kubernetes_version.startswith("v1.")
     assert a.last_probe_time is not None
@@ -81,7 +81,7 @@ def test_member_a_inventory_summary_and_apis(
     cluster = snap.clusters["a"]
     assert cluster.ready and cluster.labels == {"region": "eu-west"}
     assert cluster.api_enablements is not None and "kubeflow.org/v1/PyTorchJob" in cluster.api_enablements
-    assert sum(n.whole_free for n in cluster.nodes.values()) == 32
+    assert sum(n.whole_free for n in cluster.nodes.values()) == 40
     assert snap.clusters["c"].api_enablements is not None
     assert "kubeflow.org/v1/PyTorchJob" not in snap.clusters["c"].api_enablements
 
@@ -118,13 +118,13 @@ def _gpu_deployment(name: str, gpus: int) -> dict[str, Any]:
 
 
 def test_watch_tracks_gpu_usage(manager: InventoryManager, members: dict[str, ClusterHandle]) -> None:
-    """An 8-GPU pod lands on member a: free GPUs drop to 24 via the watch, and return when it goes.
+    """An 8-GPU pod lands on member a: free GPUs drop to 32 via the watch, and return when it goes.
 
     A Deployment keeps its pod Running (KWOK completes Job pods at once); a completed Job pod
     (Succeeded, still present) must not hold GPUs either.
     """
     manager.register("a", inline_kubeconfig(members["a"]))
-    _state_where(manager, "a", lambda s: s.ready and _free_gpus(s) == 32, "member a with 32 free GPUs")
+    _state_where(manager, "a", lambda s: s.ready and _free_gpus(s) == 40, "member a with 40 free GPUs")
     api = members["a"].api_client()
     dep = _gpu_deployment(f"inv-{uuid.uuid4().hex[:6]}", 8)
     job_name = f"inv-job-{uuid.uuid4().hex[:6]}"
@@ -140,14 +140,14 @@ def test_watch_tracks_gpu_usage(manager: InventoryManager, members: dict[str, Cl
     version = manager.version
     try:
         kube.apply(api, dep)
-        used = _state_where(manager, "a", lambda s: _free_gpus(s) == 24, "free GPUs on a to drop to 24")
+        used = _state_where(manager, "a", lambda s: _free_gpus(s) == 32, "free GPUs on a to drop to 32")
         assert used.resource_summary is not None
         assert used.resource_summary["allocated"][GPU_RESOURCE] == "8"
-        assert used.resource_summary["gpuModels"][0]["free"] == 24
+        assert used.resource_summary["gpuModels"][0]["free"] == 32
         assert manager.version > version
         with manager.lock:
             nodes = manager.cache.snapshot().clusters["a"].nodes.values()
-            assert sorted(n.whole_free for n in nodes) == [0, 8, 8, 8]
+            assert sorted(n.whole_free for n in nodes) == [0, 8, 8, 8, 8]
 
         kube.apply(api, job)
         kube.wait_for(
@@ -161,11 +161,11 @@ def test_watch_tracks_gpu_usage(manager: InventoryManager, members: dict[str, Cl
         )
         pods = kube.list_objects(api, "v1", "Pod", "default", label_selector=f"job-name={job_name}")
         assert [p["status"]["phase"] for p in pods] == ["Succeeded"]
-        assert _free_gpus(manager.state("a")) == 24
+        assert _free_gpus(manager.state("a")) == 32
 
         capacity = manager.capacity_version
         kube.delete(api, dep)
-        _state_where(manager, "a", lambda s: _free_gpus(s) == 32, "free GPUs on a to return to 32")
+        _state_where(manager, "a", lambda s: _free_gpus(s) == 40, "free GPUs on a to return to 40")
         assert manager.capacity_version > capacity
     finally:
         kube.delete(api, dep)
@@ -187,7 +187,7 @@ def test_broken_members_are_not_ready_and_others_keep_working(
     down = _state_where(manager, "closed", lambda s: s.reason == "Unreachable", "member 'closed' Unreachable")
     assert not down.ready and "connect" in down.message
 
-    _state_where(manager, "a", lambda s: s.ready and _free_gpus(s) == 32, "member a still served")
+    _state_where(manager, "a", lambda s: s.ready and _free_gpus(s) == 40, "member a still served")
     with manager.lock:
         snap = manager.cache.snapshot()
     assert snap.clusters["a"].ready
@@ -198,7 +198,12 @@ def test_broken_members_are_not_ready_and_others_keep_working(
     b_nodes = kube.list_objects(members["b"].api_client(), "v1", "Node")
     b_gpus = sum(int(n["status"]["allocatable"][GPU_RESOURCE]) for n in b_nodes)
     manager.register("closed", good)
-    _state_where(manager, "closed", lambda s: s.ready and _free_gpus(s) == b_gpus, "member 'closed' repaired")
+    _state_where(
+        manager,
+        "closed",
+        lambda s: s.ready and int((s.resource_summary or {})["allocatable"][GPU_RESOURCE]) == b_gpus,
+        "member 'closed' repaired",
+    )
     assert manager.unregister("garbage")
     with manager.lock:
         assert "garbage" not in manager.cache.snapshot().clusters

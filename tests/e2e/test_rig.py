@@ -29,7 +29,7 @@ def _gpu_pod_spec(gpus: int) -> dict[str, Any]:
 
 def test_members_have_gpu_nodes(members: dict[str, ClusterHandle]) -> None:
     expected = {
-        "a": (4, "8", "NVIDIA-H100-80GB-HBM3"),
+        "a": (5, "8", "NVIDIA-H100-80GB-HBM3"),
         "b": (12, "4", "NVIDIA-A100-SXM4-40GB"),
         "c": (16, "1", "NVIDIA-L4"),
     }

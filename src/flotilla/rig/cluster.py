@@ -24,6 +24,7 @@ class ClusterHandle:
     ca_file: Path | None = None
     token: str | None = None
     pids: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
     def api_client(self) -> Any:
         """A ``kubernetes.client.ApiClient`` with admin rights on this cluster."""
@@ -68,6 +69,7 @@ class ClusterHandle:
             ca_file=Path(d["ca_file"]) if d.get("ca_file") else None,
             token=d.get("token"),
             pids=dict(d.get("pids", {})),
+            labels=dict(d.get("labels", {})),
         )
 
 

@@ -32,6 +32,31 @@ from flotilla.rig.cluster import ClusterHandle, write_kubeconfig
 from flotilla.rig.fleet import ClusterSpec, Fleet
 
 HUB_CONTROLLERS = "namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation"
+# Members bin-pack (MostAllocated, GPUs weighted, no spreading scores), as GPU clusters usually
+# configure it, so that single-GPU pods fill partly used nodes instead of breaking the whole
+# 8-GPU nodes that gangs need.
+SCHEDULER_CONFIG = """\
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+leaderElection: {{leaderElect: false}}
+clientConnection: {{kubeconfig: "{kubeconfig}", qps: 200, burst: 400}}
+profiles:
+  - schedulerName: default-scheduler
+    plugins:
+      score:
+        disabled:
+          - {{name: PodTopologySpread}}
+          - {{name: NodeResourcesBalancedAllocation}}
+    pluginConfig:
+      - name: NodeResourcesFit
+        args:
+          scoringStrategy:
+            type: MostAllocated
+            resources:
+              - {{name: nvidia.com/gpu, weight: 10}}
+              - {{name: cpu, weight: 1}}
+              - {{name: memory, weight: 1}}
+"""
 KWOK_STAGES = (
     "node/fast/node-initialize.yaml",
     "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
@@ -317,6 +342,7 @@ class Rig:
         kubeconfig = d / "kubeconfig"
         write_kubeconfig(kubeconfig, name, server, pki / "ca.crt", token)
         handle = ClusterHandle(
+            labels=dict(spec.labels) if spec else {},
             name=name,
             role="member" if spec else "hub",
             server=server,
@@ -343,18 +369,9 @@ class Rig:
             kcm_args.append(f"--controllers={HUB_CONTROLLERS}")
         self._spawn(name, "kube-controller-manager", b.kube_controller_manager, kcm_args)
         if spec is not None and spec.scheduler:
-            self._spawn(
-                name,
-                "kube-scheduler",
-                b.kube_scheduler,
-                [
-                    f"--kubeconfig={kubeconfig}",
-                    "--leader-elect=false",
-                    "--secure-port=0",
-                    "--kube-api-qps=200",
-                    "--kube-api-burst=400",
-                ],
-            )
+            config = d / "kube-scheduler.yaml"
+            config.write_text(SCHEDULER_CONFIG.format(kubeconfig=kubeconfig))
+            self._spawn(name, "kube-scheduler", b.kube_scheduler, [f"--config={config}", "--secure-port=0"])
         handle.pids = {p.name: p.popen.pid for p in self._procs[name]}
         return handle
 
@@ -441,13 +458,28 @@ def _thirdparty_dir(shared_dir: Path | None) -> Path:
     return path
 
 
+def record_process(workdir: Path, cluster: str, name: str, pid: int, binary: str) -> None:
+    """Add a process started outside the rig (e.g. the demo's operator) to ``state.json``."""
+    state = workdir / "state.json"
+    data = json.loads(state.read_text())
+    data["processes"].append({"cluster": cluster, "name": name, "pid": pid, "binary": binary})
+    state.write_text(json.dumps(data, indent=2))
+
+
 def down_from_state(workdir: Path) -> int:
     """Stop the processes recorded in ``<workdir>/state.json`` (for ``flotilla dev down``)."""
     state = workdir / "state.json"
     if not state.exists():
         return 0
     data = json.loads(state.read_text())
-    order = {"kwok": 0, "kube-scheduler": 1, "kube-controller-manager": 2, "kube-apiserver": 3, "etcd": 4}
+    order = {
+        "flotilla-operator": 0,
+        "kwok": 1,
+        "kube-scheduler": 2,
+        "kube-controller-manager": 3,
+        "kube-apiserver": 4,
+        "etcd": 5,
+    }
     procs = sorted(data.get("processes", []), key=lambda p: order.get(p["name"], 9))
     for p in procs:
         stop_pid(int(p["pid"]), p["binary"])

@@ -13,8 +13,8 @@ def test_default_fleet_matches_the_documented_members() -> None:
     assert fleet.hub.controllers is False
     a, b, c = (fleet.member(n) for n in "abc")
     assert [(len(m.nodes()), m.node_pools[0].gpu.count) for m in (a, b, c) if m.node_pools[0].gpu] == [
-        (4, 8),
-        (8, 4),
+        (5, 8),
+        (12, 4),
         (16, 1),
     ]
     node = a.nodes()[0]

@@ -1,0 +1,162 @@
+"""The embedded default: a local hub + GPU members, Flotilla running against them, examples applied.
+
+Used by ``flotilla demo`` and by the e2e tests (registering members, installing CRDs).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from flotilla import API_GROUP, API_VERSION, kube
+from flotilla.rig.binaries import repo_root
+from flotilla.rig.cluster import ClusterHandle, inline_kubeconfig
+
+SYSTEM_NS = "flotilla-system"
+GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
+# Examples the demo does not apply: member registration is done for the rig's own members.
+SKIPPED_EXAMPLES = ("member-cluster.yaml",)
+
+
+def flotilla_crds() -> list[Path]:
+    return sorted((repo_root() / "crds").glob("*.yaml"))
+
+
+def thirdparty_dir() -> Path:
+    return Path(os.environ.get("FLOTILLA_SHARED_DIR", repo_root().parent / "shared")) / "thirdparty-crds"
+
+
+def thirdparty_crds_for(docs: Iterable[dict[str, Any]], directory: Path | None = None) -> list[Path]:
+    """The upstream CRD files (shared/thirdparty-crds/<group>_<plural>.yaml) that ``docs`` need."""
+    root: Path = directory or thirdparty_dir()
+    index: dict[tuple[str, str], Path] = {}
+    for path in sorted(root.glob("*.yaml")):
+        group = path.name.split("_", 1)[0]
+        with path.open() as handle:
+            for line in (handle.readline() for _ in range(60)):
+                stripped = line.strip()
+                if stripped.startswith("kind:") and "CustomResourceDefinition" not in stripped:
+                    index[(group, stripped.split(":", 1)[1].strip())] = path
+                    break
+    needed: list[Path] = []
+    for doc in docs:
+        found = index.get((doc["apiVersion"].rpartition("/")[0], doc["kind"]))
+        if found is not None and found not in needed:
+            needed.append(found)
+    return needed
+
+
+def register_member(hub: ClusterHandle, member: ClusterHandle) -> None:
+    """A kubeconfig Secret and a MemberCluster on the hub for a rig member (its fleet labels, and
+    region/zone/provider from them)."""
+    api = hub.api_client()
+    kube.ensure_namespace(api, SYSTEM_NS)
+    secret_name = f"{member.name}-kubeconfig"
+    kube.apply(
+        api,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret_name, "namespace": SYSTEM_NS},
+            "stringData": {"kubeconfig": inline_kubeconfig(member)},
+        },
+    )
+    kube.apply(
+        api,
+        {
+            "apiVersion": GROUP_VERSION,
+            "kind": "MemberCluster",
+            "metadata": {"name": member.name, "labels": dict(member.labels)},
+            "spec": {
+                "secretRef": {"namespace": SYSTEM_NS, "name": secret_name},
+                **{k: member.labels[k] for k in ("provider", "region", "zone") if k in member.labels},
+            },
+        },
+    )
+
+
+def start_operator(hub: ClusterHandle, log: Path) -> subprocess.Popen[bytes]:
+    """``python -m flotilla`` against the hub, as a child process logging to ``log``."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(hub.kubeconfig),
+        "FLOTILLA_METRICS_PORT": os.environ.get("FLOTILLA_METRICS_PORT", "0"),
+    }
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flotilla"],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def example_documents(directory: Path | None = None) -> list[tuple[Path, list[dict[str, Any]]]]:
+    folder = directory or repo_root() / "examples"
+    return [
+        (path, kube.load_manifests(path))
+        for path in sorted(folder.glob("*.yaml"))
+        if path.name not in SKIPPED_EXAMPLES
+    ]
+
+
+def apply_examples(hub: ClusterHandle, say: Any = print) -> list[dict[str, Any]]:
+    """Apply every example to the hub; returns the applied objects."""
+    api = hub.api_client()
+    examples = example_documents()
+    needed = thirdparty_crds_for(d for _, docs in examples for d in docs)
+    if needed:
+        kube.install_crds(api, needed, timeout=120)
+    applied = []
+    for path, docs in examples:
+        # Namespaces first, then policies and customizations, then workloads (no re-match needed).
+        for doc in sorted(docs, key=_apply_order):
+            kube.apply(api, doc, field_manager="flotilla-demo")
+            applied.append(doc)
+        say(f"  applied {path.relative_to(repo_root())} ({len(docs)} objects)")
+    return applied
+
+
+def _apply_order(doc: dict[str, Any]) -> int:
+    if doc["kind"] == "Namespace":
+        return 0
+    return 1 if doc["apiVersion"].startswith(API_GROUP) else 2
+
+
+def placement_report(hub: ClusterHandle, expected: int, timeout: float = 60.0) -> list[tuple[str, str, str]]:
+    """(workload, placement, detail) per ResourceBinding, once ``expected`` of them have a decision."""
+    api = hub.api_client()
+    deadline = time.monotonic() + timeout
+    settle_until = deadline
+    while True:
+        bindings = kube.list_objects(api, GROUP_VERSION, "ResourceBinding")
+        decided = [
+            b
+            for b in bindings
+            if any(c["type"] == "Scheduled" for c in (b.get("status") or {}).get("conditions") or [])
+        ]
+        placed = [b for b in decided if (b.get("status") or {}).get("clustersSummary")]
+        # Once everything has a decision, give waiting workloads a little longer: capacity held by
+        # reservations is released as members report the pods they run.
+        settle = len(decided) >= expected and (len(placed) == len(decided) or time.monotonic() > settle_until)
+        if settle or time.monotonic() > deadline:
+            break
+        if len(decided) < expected:
+            settle_until = time.monotonic() + 20
+        time.sleep(1)
+    rows = []
+    for b in sorted(bindings, key=lambda b: (b["metadata"]["namespace"], b["metadata"]["name"])):
+        r = b["spec"]["resource"]
+        status = b.get("status") or {}
+        cond = next((c for c in status.get("conditions") or [] if c["type"] == "Scheduled"), None)
+        where = status.get("clustersSummary") or "-"
+        detail = cond["message"] if cond else "not decided yet"
+        rows.append((f"{r['namespace']}/{r['kind']}/{r['name']}", where, detail))
+    return rows

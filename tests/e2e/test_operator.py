@@ -1,0 +1,412 @@
+"""The operator end to end on the rig: register members, place, propagate, reflect, remove."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kopf.testing import KopfRunner
+from operator_support import (
+    GROUP_VERSION,
+    REPO,
+    SYSTEM_NS,
+    binding,
+    condition_of,
+    install_flotilla_crds,
+    member_ready,
+    register_member,
+    running_operator,
+)
+
+from flotilla import kube
+from flotilla.rig.cluster import ClusterHandle
+
+WAIT = 150.0  # generous: the machine may be busy; tests never assert wall-clock times
+
+
+@pytest.fixture(scope="module")
+def operator(hub: ClusterHandle, members: dict[str, ClusterHandle]) -> Iterator[KopfRunner]:
+    install_flotilla_crds(hub)
+    for member in members.values():
+        register_member(hub, member)
+    with running_operator(hub) as runner:
+        for name in members:
+            kube.wait_for(lambda n=name: member_ready(hub, n), timeout=WAIT, what=f"member {name} Ready")
+        yield runner
+
+
+def _ns(hub: ClusterHandle, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:5]}"
+    kube.ensure_namespace(hub.api_client(), name)
+    return name
+
+
+def _deployment(ns: str, name: str, replicas: int, gpus: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": "vllm/vllm-openai:v0.6.3",
+                            "resources": {
+                                "requests": {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": str(gpus)},
+                                "limits": {"nvidia.com/gpu": str(gpus)},
+                            },
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def _policy(ns: str, name: str, kind: str, api_version: str, placement: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP_VERSION,
+        "kind": "PropagationPolicy",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "resourceSelectors": [{"apiVersion": api_version, "kind": kind, "name": name}],
+            "placement": placement,
+        },
+    }
+
+
+def _member_obj(
+    member: ClusterHandle, api_version: str, kind: str, name: str, ns: str
+) -> dict[str, Any] | None:
+    return kube.get(member.api_client(), api_version, kind, name, ns)
+
+
+def _replicas_on(members: dict[str, ClusterHandle], ns: str, name: str) -> dict[str, int]:
+    out = {}
+    for cname, member in members.items():
+        obj = _member_obj(member, "apps/v1", "Deployment", name, ns)
+        if obj is not None:
+            out[cname] = obj["spec"]["replicas"]
+    return out
+
+
+def test_members_ready_with_gpu_summary(operator: KopfRunner, hub: ClusterHandle) -> None:
+    mc = kube.wait_for(lambda: member_ready(hub, "a"), timeout=WAIT, what="member a Ready")
+    summary = mc["status"]["resourceSummary"]
+    models = {m["model"]: m for m in summary["gpuModels"]}
+    assert models["NVIDIA-H100-80GB-HBM3"]["total"] == 40
+    assert mc["status"]["nodeSummary"]["totalNum"] == 5
+    kinds = {(e["groupVersion"], r["kind"]) for e in mc["status"]["apiEnablements"] for r in e["resources"]}
+    assert ("kubeflow.org/v1", "PyTorchJob") in kinds
+
+
+def test_divided_static_weights_scale_and_delete(
+    operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
+) -> None:
+    api = hub.api_client()
+    ns = _ns(hub, "weights")
+    name = "infer"
+    kube.apply(
+        api,
+        _policy(
+            ns,
+            name,
+            "Deployment",
+            "apps/v1",
+            {
+                "clusterAffinity": {"clusterNames": ["a", "b"]},
+                "replicaScheduling": {
+                    "replicaSchedulingType": "Divided",
+                    "replicaDivisionPreference": "Weighted",
+                    "weightPreference": {
+                        "staticWeightList": [
+                            {"targetCluster": {"clusterNames": ["a"]}, "weight": 1},
+                            {"targetCluster": {"clusterNames": ["b"]}, "weight": 2},
+                        ]
+                    },
+                },
+            },
+        ),
+    )
+    kube.apply(api, _deployment(ns, name, 9))
+    kube.wait_for(
+        lambda: _replicas_on(members, ns, name) == {"a": 3, "b": 6},
+        timeout=WAIT,
+        what="9 replicas divided 3/6 over a and b",
+    )
+    rb = binding(hub, ns, f"{name}-deployment")
+    assert condition_of(rb, "Scheduled")["status"] == "True"  # type: ignore[index]
+    explanation = rb["status"]["explanation"]  # type: ignore[index]
+    assert {c["cluster"] for c in explanation["clusters"] if c["selected"]} == {"a", "b"}
+
+    # Ready replicas on the members are reflected onto the hub template.
+    def ready_on_hub() -> bool:
+        dep = kube.get(api, "apps/v1", "Deployment", name, ns) or {}
+        return (dep.get("status") or {}).get("readyReplicas") == 9
+
+    kube.wait_for(ready_on_hub, timeout=WAIT, what="readyReplicas 9 aggregated on the hub template")
+
+    kube.apply(api, _deployment(ns, name, 12))
+    kube.wait_for(
+        lambda: _replicas_on(members, ns, name) == {"a": 4, "b": 8},
+        timeout=WAIT,
+        what="12 replicas divided 4/8 after scaling",
+    )
+
+    kube.delete(api, _deployment(ns, name, 12))
+    kube.wait_for(lambda: _replicas_on(members, ns, name) == {}, timeout=WAIT, what="both copies removed")
+    kube.wait_for(
+        lambda: binding(hub, ns, f"{name}-deployment") is None, timeout=WAIT, what="binding removed"
+    )
+
+
+def _pytorchjob(ns: str, name: str, workers: int, gpus: int) -> dict[str, Any]:
+    def replica(count: int) -> dict[str, Any]:
+        return {
+            "replicas": count,
+            "restartPolicy": "OnFailure",
+            "template": {
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "pytorch",
+                            "image": "nvcr.io/nvidia/pytorch:24.08-py3",
+                            "resources": {
+                                "requests": {"cpu": "16", "memory": "128Gi", "nvidia.com/gpu": str(gpus)},
+                                "limits": {"nvidia.com/gpu": str(gpus)},
+                            },
+                        }
+                    ]
+                }
+            },
+        }
+
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"pytorchReplicaSpecs": {"Master": replica(1), "Worker": replica(workers)}},
+    }
+
+
+def test_pytorchjob_gang_needs_whole_nodes(
+    operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
+) -> None:
+    """4 pods x 8 GPUs go to a (5 nodes of 8: 40 GPUs) even though b has more free GPUs (48, 4 per node)."""
+    api = hub.api_client()
+    ns = _ns(hub, "gang")
+    name = "llm-pretrain"
+    kube.apply(api, _policy(ns, name, "PyTorchJob", "kubeflow.org/v1", {}))
+    kube.apply(api, _pytorchjob(ns, name, workers=3, gpus=8))
+
+    def placed() -> dict[str, Any] | None:
+        rb = binding(hub, ns, f"{name}-pytorchjob")
+        return rb if rb and (rb.get("spec") or {}).get("clusters") else None
+
+    rb = kube.wait_for(placed, timeout=WAIT, what="the PyTorchJob to be scheduled")
+    assert [c["name"] for c in rb["spec"]["clusters"]] == ["a"]
+    assert rb["spec"]["schedulingGroup"]["minMember"] == 4
+    explanation = {c["cluster"]: c for c in rb["status"]["explanation"]["clusters"]}
+    assert explanation["b"]["feasible"] is False
+    assert "nvidia.com/gpu" in str(explanation["b"]).lower()
+    kube.wait_for(
+        lambda: _member_obj(members["a"], "kubeflow.org/v1", "PyTorchJob", name, ns),
+        timeout=WAIT,
+        what="the PyTorchJob on member a",
+    )
+    assert _member_obj(members["b"], "kubeflow.org/v1", "PyTorchJob", name, ns) is None
+    kube.delete(api, _pytorchjob(ns, name, 3, 8))
+
+
+def test_kind_not_served_is_never_sent(
+    operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
+) -> None:
+    api = hub.api_client()
+    ns = _ns(hub, "apienable")
+    name = "lws-infer"
+    lws = {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+        "kind": "LeaderWorkerSet",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": 1,
+            "leaderWorkerTemplate": {
+                "size": 2,
+                "workerTemplate": {
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "w",
+                                "image": "vllm/vllm-openai:v0.6.3",
+                                "resources": {"requests": {"cpu": "1"}},
+                            }
+                        ]
+                    }
+                },
+            },
+        },
+    }
+    kube.apply(api, _policy(ns, name, "LeaderWorkerSet", "leaderworkerset.x-k8s.io/v1", {}))
+    kube.apply(api, lws)
+
+    def decided() -> dict[str, Any] | None:
+        rb = binding(hub, ns, f"{name}-leaderworkerset")
+        return rb if condition_of(rb, "FullyApplied") else None
+
+    rb = kube.wait_for(decided, timeout=WAIT, what="the LeaderWorkerSet to be applied")
+    chosen = {c["name"] for c in rb["spec"]["clusters"]}
+    assert chosen == {"a"}  # the only member serving leaderworkersets.leaderworkerset.x-k8s.io
+    rejected = {c["cluster"]: c for c in rb["status"]["explanation"]["clusters"] if not c["feasible"]}
+    assert rejected["c"]["filter"]["plugin"] == "APIEnablement"
+    kube.delete(api, lws)
+
+
+def _blocker(ns: str) -> dict[str, Any]:
+    dep = _deployment(ns, "blocker", 5, gpus=8)
+    dep["metadata"]["labels"] = {"purpose": "occupy-member-a"}
+    return dep
+
+
+def test_waits_with_condition_then_placed_when_capacity_frees(
+    operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
+) -> None:
+    api = hub.api_client()
+    ns = _ns(hub, "waits")
+    member_a = members["a"].api_client()
+    kube.ensure_namespace(member_a, ns)
+    # Occupy every H100 on member a directly on the member, behind Flotilla's back.
+    kube.apply(member_a, _blocker(ns))
+    kube.wait_for(
+        lambda: (
+            (kube.get(member_a, "apps/v1", "Deployment", "blocker", ns) or {})
+            .get("status", {})
+            .get("readyReplicas")
+            == 5
+        ),
+        timeout=WAIT,
+        what="the blocker to occupy member a",
+    )
+    name = "train"
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "t",
+                            "image": "nvcr.io/nvidia/pytorch:24.08-py3",
+                            "resources": {
+                                "requests": {"cpu": "8", "nvidia.com/gpu": "8"},
+                                "limits": {"nvidia.com/gpu": "8"},
+                            },
+                        }
+                    ],
+                }
+            }
+        },
+    }
+    kube.apply(api, _policy(ns, name, "Job", "batch/v1", {"clusterAffinity": {"clusterNames": ["a"]}}))
+    kube.apply(api, job)
+
+    def waiting() -> dict[str, Any] | None:
+        cond = condition_of(binding(hub, ns, f"{name}-job"), "Scheduled")
+        return cond if cond and cond["status"] == "False" else None
+
+    cond = kube.wait_for(waiting, timeout=WAIT, what="the Job to wait with Scheduled=False")
+    assert cond["message"].startswith("0/")
+    assert "nvidia.com/gpu" in cond["message"]
+    assert _member_obj(members["a"], "batch/v1", "Job", name, ns) is None
+
+    kube.delete(member_a, _blocker(ns))
+
+    def succeeded_on_a() -> bool:
+        obj = _member_obj(members["a"], "batch/v1", "Job", name, ns) or {}
+        return (obj.get("status") or {}).get("succeeded") == 1
+
+    kube.wait_for(succeeded_on_a, timeout=WAIT, what="the Job to be placed on a and succeed")
+    kube.wait_for(
+        lambda: (
+            ((kube.get(api, "batch/v1", "Job", name, ns) or {}).get("status") or {}).get("succeeded") == 1
+        ),
+        timeout=WAIT,
+        what="succeeded=1 reflected on the hub Job",
+    )
+
+
+def test_broken_kubeconfig_is_a_condition(
+    operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
+) -> None:
+    api = hub.api_client()
+    kube.apply(
+        api,
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "broken-kubeconfig", "namespace": SYSTEM_NS},
+            "stringData": {"kubeconfig": "this: [is not a kubeconfig"},
+        },
+    )
+    broken = {
+        "apiVersion": GROUP_VERSION,
+        "kind": "MemberCluster",
+        "metadata": {"name": "broken"},
+        "spec": {"secretRef": {"namespace": SYSTEM_NS, "name": "broken-kubeconfig"}},
+    }
+    kube.apply(api, broken)
+
+    def not_ready() -> dict[str, Any] | None:
+        cond = condition_of(kube.get(api, GROUP_VERSION, "MemberCluster", "broken"), "Ready")
+        return cond if cond and cond["status"] == "False" else None
+
+    cond = kube.wait_for(not_ready, timeout=WAIT, what="MemberCluster broken to be Ready=False")
+    assert cond["reason"] == "KubeconfigInvalid"
+    for name in members:
+        assert member_ready(hub, name), f"member {name} stayed Ready"
+    kube.delete(api, broken)
+
+
+def test_customized_kind_is_placed_without_python(
+    operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
+) -> None:
+    """The RayCluster example: an InterpreterCustomization teaches the kind; it lands where it is served."""
+    api = hub.api_client()
+    docs = kube.load_manifests(REPO / "examples" / "raycluster-customization.yaml")
+    for doc in sorted(
+        docs,
+        key=lambda d: (
+            ["Namespace", "InterpreterCustomization"].index(d["kind"])
+            if d["kind"] in ("Namespace", "InterpreterCustomization")
+            else 2
+        ),
+    ):
+        kube.apply(api, doc)
+    ray = next(d for d in docs if d["kind"] == "RayCluster")
+    ns, name = ray["metadata"]["namespace"], ray["metadata"]["name"]
+
+    def applied() -> dict[str, Any] | None:
+        rb = binding(hub, ns, f"{name}-raycluster")
+        cond = condition_of(rb, "FullyApplied")
+        return rb if cond and cond["status"] == "True" else None
+
+    rb = kube.wait_for(applied, timeout=WAIT, what="the RayCluster to be placed and applied")
+    # b: the only member that serves RayCluster and matches the example's gpu-generation selector
+    assert [c["name"] for c in rb["spec"]["clusters"]] == ["b"]
+    components = {c["name"]: c["replicas"] for c in rb["spec"]["components"]}
+    assert components["head"] == 1
+    copy = _member_obj(members["b"], "ray.io/v1", "RayCluster", name, ns)
+    assert copy is not None
+    assert copy["metadata"]["labels"]["flotilla.dev/managed-by"] == "flotilla"
+    for doc in docs:
+        if doc["kind"] != "Namespace":
+            kube.delete(api, doc)

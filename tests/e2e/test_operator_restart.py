@@ -1,0 +1,64 @@
+"""Restarting the operator mid-way loses and duplicates nothing (level-triggered reconciliation)."""
+
+from __future__ import annotations
+
+from operator_support import binding, install_flotilla_crds, member_ready, register_member, running_operator
+from test_operator import WAIT, _deployment, _ns, _policy, _replicas_on
+
+from flotilla import kube
+from flotilla.rig.cluster import ClusterHandle
+
+
+def test_operator_restart_loses_and_duplicates_nothing(
+    hub: ClusterHandle, members: dict[str, ClusterHandle]
+) -> None:
+    install_flotilla_crds(hub)
+    for member in members.values():
+        register_member(hub, member)
+    api = hub.api_client()
+    ns = _ns(hub, "restart")
+    placement = {
+        "clusterAffinity": {"clusterNames": ["a", "b"]},
+        "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"},
+    }
+    names = [f"svc-{i}" for i in range(6)]
+    with running_operator(hub):
+        for name in members:
+            kube.wait_for(lambda n=name: member_ready(hub, n), timeout=WAIT, what=f"member {name} Ready")
+        for name in names:
+            kube.apply(api, _policy(ns, name, "Deployment", "apps/v1", placement))
+            kube.apply(api, _deployment(ns, name, 2))
+        # Stop the operator while the workloads are being placed ...
+    # ... then start a new one.
+    with running_operator(hub):
+        for name in names:
+            try:
+                kube.wait_for(
+                    lambda n=name: sum(_replicas_on(members, ns, n).values()) == 2,
+                    timeout=WAIT,
+                    what=f"{name}: exactly 2 replicas across the members after the restart",
+                )
+            except TimeoutError as exc:
+                rb = binding(hub, ns, f"{name}-deployment")
+                raise AssertionError(
+                    f"{exc}; on members: {_replicas_on(members, ns, name)}; "
+                    f"binding: {(rb or {}).get('metadata', {}).get('generation')} {(rb or {}).get('spec')} "
+                    f"{(rb or {}).get('status')}"
+                ) from exc
+        kube.apply(api, _deployment(ns, names[0], 4))
+        kube.wait_for(
+            lambda: sum(_replicas_on(members, ns, names[0]).values()) == 4,
+            timeout=WAIT,
+            what="a change made after the restart to be propagated",
+        )
+        for name in names:
+            placed = _replicas_on(members, ns, name)
+            rb = binding(hub, ns, f"{name}-deployment")
+            assert rb is not None
+            decided = {c["name"]: c["replicas"] for c in rb["spec"]["clusters"]}
+            assert placed == decided, (name, placed, decided)
+            kube.delete(api, _deployment(ns, name, 1))
+        for name in names:
+            kube.wait_for(
+                lambda n=name: _replicas_on(members, ns, n) == {}, timeout=WAIT, what=f"{name} removed"
+            )
