@@ -48,9 +48,11 @@ e2e: venv binaries
 bench: venv
 	$(PY) benchmarks/bench_scheduler.py --quick
 	$(PY) benchmarks/bench_placement_quality.py --quick
+	$(PY) benchmarks/bench_inventory_memory.py --quick
 
 test: venv binaries gen-check lint typecheck
 	$(VENV)/bin/pytest tests -q
+	$(MAKE) --no-print-directory bench
 
 clean:
 	rm -rf $(VENV) .rig .mypy_cache .ruff_cache .pytest_cache
