@@ -5,8 +5,9 @@ Backend, chosen by ``FLOTILLA_E2E_BACKEND``:
 * ``local`` (default): the rig starts a hub and the default fleet's members as plain processes
   on 127.0.0.1 (binaries built from their Go modules and cached; see tools/rig-bin/build.sh).
 * ``kind``: clusters already running (e.g. created by kind in CI); ``FLOTILLA_KUBECONFIGS`` lists
-  them as ``hub=/path/hub.kubeconfig,a=/path/a.kubeconfig,...``. Members must carry the GPU nodes
-  of the default fleet (KWOK nodes created by hack/kind-fleet.sh).
+  them as ``hub=/path/hub.kubeconfig,a=/path/a.kubeconfig,...`` (see hack/kind-e2e.sh). The rig
+  adopts them: it installs the fleet's third-party CRDs and adds the fleet's KWOK GPU nodes (KWOK
+  runs on the test machine against each member), so the same tests run on both.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from flotilla.cli import default_fleet_path
 from flotilla.rig.cluster import ClusterHandle
@@ -35,6 +37,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+BACKEND = os.environ.get("FLOTILLA_E2E_BACKEND", "local")
+bare_hub_only = pytest.mark.skipif(
+    BACKEND == "kind", reason="a kind hub runs workload controllers; this checks the bare (Karmada-style) hub"
+)
+
+
 class Fleet:
     """What e2e tests see: a hub and members by name."""
 
@@ -44,31 +52,34 @@ class Fleet:
         self.rig = rig
 
 
-def _kind_fleet() -> Fleet:
+def _kind_fleet(workdir: Path) -> Fleet:
+    """Clusters started elsewhere (kind): the rig adds the fleet's CRDs and KWOK GPU nodes."""
     spec = os.environ.get("FLOTILLA_KUBECONFIGS", "")
     entries = dict(item.split("=", 1) for item in spec.split(",") if item)
     if "hub" not in entries:
         raise pytest.UsageError("FLOTILLA_E2E_BACKEND=kind needs FLOTILLA_KUBECONFIGS=hub=...,a=...")
     handles = {}
     for name, path in entries.items():
-        from kubernetes import config
-
-        loader = config.kube_config.KubeConfigLoader(
-            config_dict=__import__("yaml").safe_load(Path(path).read_text())
-        )
-        server = loader._cluster["server"]
+        server = yaml.safe_load(Path(path).read_text())["clusters"][0]["cluster"]["server"]
         handles[name] = ClusterHandle(
             name=name, role="hub" if name == "hub" else "member", server=server, kubeconfig=Path(path)
         )
     hub = handles.pop("hub")
-    return Fleet(hub, handles, None)
+    rig = Rig(fleet=load_fleet(default_fleet_path()), workdir=workdir)
+    rig.adopt(hub, handles, shared_dir=shared_dir())
+    return Fleet(hub, handles, rig)
 
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     backend = os.environ.get("FLOTILLA_E2E_BACKEND", "local")
     if backend == "kind":
-        yield _kind_fleet()
+        kind = _kind_fleet(tmp_path_factory.mktemp("kind"))
+        try:
+            yield kind
+        finally:
+            assert kind.rig is not None
+            kind.rig.down()
         return
     if backend != "local":
         raise pytest.UsageError(f"FLOTILLA_E2E_BACKEND must be 'local' or 'kind', not {backend!r}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from conftest import bare_hub_only
+
 from flotilla.rig import kube
 from flotilla.rig.cluster import ClusterHandle
 
@@ -35,7 +37,7 @@ def test_members_have_gpu_nodes(members: dict[str, ClusterHandle]) -> None:
     }
     for name, (count, gpus, product) in expected.items():
         api = members[name].api_client()
-        nodes = kube.list_objects(api, "v1", "Node")
+        nodes = kube.list_objects(api, "v1", "Node", label_selector="type=kwok")
         assert len(nodes) == count
         for node in nodes:
             assert node["status"]["allocatable"]["nvidia.com/gpu"] == gpus
@@ -145,6 +147,7 @@ def test_hub_serves_a_new_crd(hub: ClusterHandle) -> None:
     assert kube.get(api, f"{group}/v1", "Widget", "w", "default") is not None
 
 
+@bare_hub_only
 def test_hub_runs_no_workload_controllers(hub: ClusterHandle) -> None:
     """A Deployment on the bare hub is a template: no ReplicaSet or Pod ever appears."""
     import time

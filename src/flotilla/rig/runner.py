@@ -203,6 +203,31 @@ class Rig:
                 raise
             raise RigError(f"rig failed to start: {exc}") from exc
 
+    def adopt(
+        self,
+        hub: ClusterHandle,
+        members: dict[str, ClusterHandle],
+        timeout: float = 240.0,
+        shared_dir: Path | None = None,
+    ) -> Rig:
+        """Prepare clusters someone else started (e.g. kind) the way ``up`` prepares its own: the
+        fleet's third-party CRDs and KWOK GPU nodes (KWOK runs here, against each member)."""
+        self._t0 = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.binaries = self.binaries or ensure(components=("kwok",))
+            self.hub, self.members = hub, dict(members)
+            for member in self.fleet.members:
+                if member.name not in self.members:
+                    raise RigError(f"fleet member {member.name!r} has no kubeconfig")
+                self.members[member.name].labels = dict(member.labels)
+                self._start_member_agents(member, self.members[member.name], shared_dir, timeout)
+            self._start_hub_agents(timeout)
+            return self
+        except BaseException:
+            self.down()
+            raise
+
     def down(self) -> None:
         """Stop every process this rig started (members' agents first, then API servers, then etcd)."""
         order = ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")

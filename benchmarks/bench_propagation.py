@@ -1,0 +1,207 @@
+"""Hub apply -> object present on the member, with N workloads applied at once, on the local rig.
+
+DESIGN.md section 7: p50 under 1 s and p99 under 2 s with 200 workloads applied at once; also
+prints the operator's memory. The operator runs as its own process (``python -m flotilla``) so
+its RSS is measured alone.
+
+    .venv/bin/python benchmarks/bench_propagation.py            # 200 workloads, fresh rig
+    .venv/bin/python benchmarks/bench_propagation.py --quick    # 40 workloads
+
+Arrival on a member is observed by a watch on the member (not by polling), so each latency is
+(first watch event of the copy) - (time the hub answered the apply).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from flotilla import kube
+from flotilla.cli import default_fleet_path
+from flotilla.inventory.client import MemberClient
+from flotilla.rig import demo
+from flotilla.rig.cluster import ClusterHandle
+from flotilla.rig.fleet import load_fleet
+from flotilla.rig.runner import Rig
+
+NS = "bench-propagation"
+
+
+def deployment(i: int) -> dict[str, Any]:
+    name = f"w-{i:04d}"
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS, "labels": {"bench": "propagation"}},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [{"name": "c", "image": "x", "resources": {"requests": {"cpu": "10m"}}}]
+                },
+            },
+        },
+    }
+
+
+def policy() -> dict[str, Any]:
+    return {
+        "apiVersion": demo.GROUP_VERSION,
+        "kind": "PropagationPolicy",
+        "metadata": {"name": "all", "namespace": NS},
+        "spec": {
+            "resourceSelectors": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "labelSelector": {"matchLabels": {"bench": "propagation"}},
+                }
+            ],
+            "placement": {
+                "clusterAffinity": {"clusterNames": ["a", "b", "c"]},
+                "replicaScheduling": {
+                    "replicaSchedulingType": "Divided",
+                    "replicaDivisionPreference": "Aggregated",
+                },
+            },
+        },
+    }
+
+
+def watch_arrivals(member: ClusterHandle, seen: dict[str, float], stop: threading.Event) -> None:
+    client = MemberClient(member.api_client().configuration)
+    path = f"/apis/apps/v1/namespaces/{NS}/deployments"
+    version = client.get(path)["metadata"]["resourceVersion"]
+    while not stop.is_set():
+        try:
+            for event in client.watch(
+                path, [("resourceVersion", version), ("timeoutSeconds", "30")], timeout=40
+            ):
+                obj = event["object"]
+                version = obj["metadata"].get("resourceVersion", version)
+                seen.setdefault(obj["metadata"]["name"], time.monotonic())
+        except Exception:
+            if stop.is_set():
+                return
+            time.sleep(0.2)
+
+
+def member_ready(hub: ClusterHandle, name: str) -> bool:
+    mc = kube.get(hub.api_client(), demo.GROUP_VERSION, "MemberCluster", name) or {}
+    conditions = (mc.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--workloads", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="40 workloads")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    args = parser.parse_args()
+    n = 40 if args.quick else args.workloads
+
+    with tempfile.TemporaryDirectory() as tmp:
+        rig = Rig(fleet=load_fleet(default_fleet_path()), workdir=Path(tmp), verbose=False).up()
+        operator = None
+        stop = threading.Event()
+        try:
+            assert rig.hub is not None
+            hub = rig.hub
+            api = hub.api_client()
+            kube.install_crds(api, demo.flotilla_crds())
+            for member in rig.members.values():
+                demo.register_member(hub, member)
+            operator = demo.start_operator(hub, Path(tmp) / "operator.log")
+            for name in rig.members:
+                kube.wait_for(partial(member_ready, hub, name), timeout=120, what=f"member {name} Ready")
+            kube.ensure_namespace(api, NS)
+            for member in rig.members.values():
+                kube.ensure_namespace(member.api_client(), NS)
+            kube.apply(api, policy())
+            seen: dict[str, float] = {}
+            watchers = [
+                threading.Thread(target=watch_arrivals, args=(m, seen, stop), daemon=True)
+                for m in rig.members.values()
+            ]
+            for w in watchers:
+                w.start()
+            time.sleep(1)
+            rss_before = rss_kib(operator.pid)
+            applied: dict[str, float] = {}
+            lock = threading.Lock()
+
+            def apply_one(i: int) -> None:
+                obj = deployment(i)
+                kube.apply(api, obj)
+                with lock:
+                    applied[obj["metadata"]["name"]] = time.monotonic()
+
+            start = time.monotonic()
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                list(pool.map(apply_one, range(n)))
+            apply_seconds = time.monotonic() - start
+            deadline = time.monotonic() + args.timeout
+            while len([k for k in applied if k in seen]) < n and time.monotonic() < deadline:
+                time.sleep(0.2)
+            total_seconds = time.monotonic() - start
+            latencies = sorted(seen[k] - applied[k] for k in applied if k in seen)
+            rss_after, hwm = rss_kib(operator.pid)
+            missing = n - len(latencies)
+            q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else latencies * 99
+            result = {
+                "workloads": n,
+                "arrived": len(latencies),
+                "missing": missing,
+                "apply_all_seconds": round(apply_seconds, 2),
+                "all_arrived_seconds": round(total_seconds, 2),
+                "p50_seconds": round(q[49], 3),
+                "p90_seconds": round(q[89], 3),
+                "p99_seconds": round(q[98], 3),
+                "max_seconds": round(latencies[-1], 3) if latencies else None,
+                "operator_rss_mib_before": round(rss_before[0] / 1024, 1),
+                "operator_rss_mib_after": round(rss_after / 1024, 1),
+                "operator_peak_rss_mib": round(hwm / 1024, 1),
+            }
+            print(f"hub apply -> object on member, {n} Deployments applied at once (16 client threads)")
+            print(
+                f"  arrived {len(latencies)}/{n}; all applied in {apply_seconds:.2f}s,"
+                f" all arrived in {total_seconds:.2f}s"
+            )
+            print(
+                f"  latency p50 {result['p50_seconds']}s  p90 {result['p90_seconds']}s  "
+                f"p99 {result['p99_seconds']}s  max {result['max_seconds']}s   (target p50 < 1 s, p99 < 2 s)"
+            )
+            rss = f"{result['operator_rss_mib_before']} -> {result['operator_rss_mib_after']} MiB"
+            print(f"  operator RSS {rss}, peak {result['operator_peak_rss_mib']} MiB")
+            print(json.dumps(result))
+            return 0 if missing == 0 else 1
+        finally:
+            stop.set()
+            if operator is not None:
+                operator.terminate()
+                operator.wait(10)
+            rig.down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

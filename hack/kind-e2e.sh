@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run the e2e suite on kind clusters (where Docker exists, e.g. in users' CI) instead of the
+# local process rig: one hub and members a, b, c. The rig then adopts them: it installs the
+# fleet's third-party CRDs and adds the fleet's KWOK GPU nodes, so the tests are the same.
+#
+# Needs: docker, kind, go (for the pinned kwok binary), python3.
+# Usage: hack/kind-e2e.sh [pytest args...]     (KEEP_CLUSTERS=1 keeps the clusters afterwards)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+K8S_IMAGE=${K8S_IMAGE:-kindest/node:v1.34.0}
+dir=$(mktemp -d)
+clusters=(hub a b c)
+cleanup() {
+  if [[ -z "${KEEP_CLUSTERS:-}" ]]; then
+    for c in "${clusters[@]}"; do kind delete cluster --name "flotilla-$c" >/dev/null 2>&1 || true; done
+  fi
+}
+trap cleanup EXIT
+
+for c in "${clusters[@]}"; do
+  kind create cluster --name "flotilla-$c" --image "$K8S_IMAGE" --kubeconfig "$dir/$c.kubeconfig" --wait 120s
+done
+bash tools/rig-bin/build.sh kwok helm
+make venv
+export FLOTILLA_E2E_BACKEND=kind
+export FLOTILLA_KUBECONFIGS="hub=$dir/hub.kubeconfig,a=$dir/a.kubeconfig,b=$dir/b.kubeconfig,c=$dir/c.kubeconfig"
+.venv/bin/pytest tests/e2e -q "$@"
