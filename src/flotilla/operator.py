@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 import kopf
@@ -103,7 +105,9 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=API_GROUP, key="last-handled-configuration"
     )
-    settings.posting.level = 20  # INFO and above become Events
+    # Only warnings and errors of Kopf's own log become Events: at INFO every handler and timer
+    # run would post one, which floods the hub under load. Flotilla posts its own decisions.
+    settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.queueing.worker_limit = 64
@@ -113,6 +117,11 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         from prometheus_client import start_http_server
 
         start_http_server(port, addr=os.environ.get("FLOTILLA_METRICS_ADDR", "127.0.0.1"))
+    # Client calls run in threads: size the pool for many concurrent member/hub round trips
+    # (the default is min(32, cores + 4), 6 on a 2-core machine).
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=int(os.environ.get("FLOTILLA_IO_THREADS", "48")))
+    )
     hub = await asyncio.to_thread(_hub_client)
     lock = threading.RLock()
     cache = SchedulerCache()
@@ -210,7 +219,14 @@ async def on_binding_deleted(body: kopf.Body, **_: Any) -> None:
         raise kopf.TemporaryError(str(exc), delay=10) from exc
 
 
-@kopf.timer(API_GROUP, API_VERSION, "resourcebindings", interval=STATUS_INTERVAL, idle=1)
+@kopf.timer(
+    API_GROUP,
+    API_VERSION,
+    "resourcebindings",
+    interval=STATUS_INTERVAL,
+    initial_delay=STATUS_INTERVAL,
+    idle=1,
+)
 async def collect_binding_status(body: kopf.Body, **_: Any) -> None:
     await runtime().collect_status(body)
 

@@ -335,6 +335,13 @@ def test_waits_with_condition_then_placed_when_capacity_frees(
         return (obj.get("status") or {}).get("succeeded") == 1
 
     kube.wait_for(succeeded_on_a, timeout=WAIT, what="the Job to be placed on a and succeed")
+    # Hold-back: the hub's copy stays suspended (a hub with controllers never runs it); the
+    # member's copy ran.
+    hub_job = kube.get(api, "batch/v1", "Job", name, ns) or {}
+    assert hub_job["spec"]["suspend"] is True
+    assert kube.list_objects(api, "v1", "Pod", ns) == []
+    member_job = _member_obj(members["a"], "batch/v1", "Job", name, ns) or {}
+    assert member_job["spec"]["suspend"] is False
     kube.wait_for(
         lambda: (
             ((kube.get(api, "batch/v1", "Job", name, ns) or {}).get("status") or {}).get("succeeded") == 1

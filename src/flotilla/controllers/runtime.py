@@ -141,6 +141,7 @@ class Runtime:
     applied_generation: dict[tuple[Key, str], int] = field(default_factory=dict)
     propagated_template_generation: dict[Key, int] = field(default_factory=dict)
     last_desired: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    namespaces_ensured: set[tuple[str, str]] = field(default_factory=set)
     capacity_changed: asyncio.Event = field(default_factory=asyncio.Event)
     loop: asyncio.AbstractEventLoop | None = None
 
@@ -448,8 +449,9 @@ class Runtime:
                     key,
                     assignment=assignment or None,
                 )
-                if key[0]:
+                if key[0] and (cluster, key[0]) not in self.namespaces_ensured:
                     kube.ensure_namespace(api, key[0])
+                    self.namespaces_ensured.add((cluster, key[0]))
                 for dep in deps:
                     kube.apply(api, prepare_for_member(dep, None, None, cluster, key), FIELD_MANAGER)
                 stored = kube.apply(api, obj, FIELD_MANAGER)
