@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 binaries:
-	bash tools/rig-bin/build.sh etcd kubernetes kwok helm
+	bash tools/rig-bin/build.sh etcd kubernetes kwok helm training-operator
 
 demo: venv binaries
 	$(VENV)/bin/flotilla demo

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from conftest import bare_hub_only
+from pytorchjob_support import replica_types, wait_pytorchjob_pods_gone, wait_pytorchjob_running
 
 from flotilla.rig import kube
 from flotilla.rig.cluster import ClusterHandle
@@ -67,6 +68,33 @@ def test_job_with_8_gpus_succeeds_on_h100_member(members: dict[str, ClusterHandl
     node = kube.get(api, "v1", "Node", pods[0]["spec"]["nodeName"])
     assert node is not None
     assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+
+
+def test_pytorchjob_on_member_runs_master_and_worker_on_h100(members: dict[str, ClusterHandle]) -> None:
+    """Member a runs the Kubeflow training operator: a PyTorchJob there becomes Running pods."""
+    member = members["a"]
+    api = member.api_client()
+    name = f"pt-{uuid.uuid4().hex[:6]}"
+    pod_spec = _gpu_pod_spec(1)
+    pod_spec["containers"][0]["name"] = "pytorch"  # the container the operator configures
+    replica = {"replicas": 1, "restartPolicy": "OnFailure", "template": {"spec": pod_spec}}
+    job = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"pytorchReplicaSpecs": {"Master": replica, "Worker": replica}},
+    }
+    kube.apply(api, job)
+    try:
+        pods = wait_pytorchjob_running(member, "default", name, expected=2, timeout=120)
+        assert replica_types(pods) == ["master", "worker"]
+        for pod in pods:
+            node = kube.get(api, "v1", "Node", pod["spec"]["nodeName"])
+            assert node is not None
+            assert node["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3"
+    finally:
+        kube.delete(api, job)
+        wait_pytorchjob_pods_gone(member, "default", name, timeout=120)
 
 
 def test_pod_with_8_gpus_stays_pending_where_no_node_has_8(members: dict[str, ClusterHandle]) -> None:

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Build (or reuse) the pinned control-plane binaries the Flotilla rig runs:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm.
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm and,
+# on request only, the Kubeflow training operator (component training-operator).
 #
 # Binaries are cached outside the repository, keyed by component and version:
 #   ${FLOTILLA_RIG_CACHE:-~/.cache/flotilla-rig}/<component>-<version>/
 # A warm cache makes this a no-op that takes well under a second.
 #
-# Usage: tools/rig-bin/build.sh [component ...]   (default: all)
+# Usage: tools/rig-bin/build.sh [component ...]
+#   (default: etcd kubernetes kwok helm; training-operator is built only when named)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -94,6 +96,8 @@ for c in "${want[@]}"; do
       fi ;;
     helm) build helm "$HELM_VERSION" helm \
       "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm:helm ;;
+    training-operator) build training-operator "$TRAINING_OPERATOR_VERSION" training-operator "-s -w" \
+      github.com/kubeflow/training-operator/cmd/training-operator.v1:training-operator ;;
     *) log "unknown component: $c"; exit 2 ;;
   esac
 done

@@ -2,7 +2,8 @@
 
 The versions are pinned in ``tools/rig-bin/versions.env``; ``tools/rig-bin/build.sh`` builds them
 from their Go modules into ``~/.cache/flotilla-rig/<component>-<version>/`` (override with
-``FLOTILLA_RIG_CACHE``). A warm cache is reused as it is.
+``FLOTILLA_RIG_CACHE``). A warm cache is reused as it is. Optional components (the Kubeflow
+training operator) are built only when a fleet asks for them.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+CORE_COMPONENTS = ("etcd", "kubernetes", "kwok")
 
 
 class BinaryError(RuntimeError):
@@ -55,11 +58,13 @@ class Binaries:
     kubectl: Path
     kwok: Path
     kwok_stages: Path
+    training_operator: Path
     k8s_version: str
 
-    def missing(self) -> list[Path]:
-        """Every binary of every component that is not an executable file."""
-        return [p for paths in _component_paths(self).values() for p in paths if not os.access(p, os.X_OK)]
+    def missing(self, components: tuple[str, ...] = CORE_COMPONENTS) -> list[Path]:
+        """Every binary of ``components`` that is not an executable file."""
+        paths = _component_paths(self)
+        return [p for c in components for p in paths[c] if not os.access(p, os.X_OK)]
 
 
 def locate() -> Binaries:
@@ -75,6 +80,7 @@ def locate() -> Binaries:
         kubectl=k8s / "kubectl",
         kwok=kwok / "kwok",
         kwok_stages=kwok / "stages",
+        training_operator=c / f"training-operator-{v['TRAINING_OPERATOR_VERSION']}" / "training-operator",
         k8s_version=v["K8S_VERSION"],
     )
 
@@ -93,24 +99,21 @@ def _component_paths(found: Binaries) -> dict[str, list[Path]]:
             found.kubectl,
         ],
         "kwok": [found.kwok],
+        "training-operator": [found.training_operator],
     }
 
 
-def ensure(build: bool = True, components: tuple[str, ...] = ("etcd", "kubernetes", "kwok")) -> Binaries:
+def ensure(build: bool = True, components: tuple[str, ...] = CORE_COMPONENTS) -> Binaries:
     """Return the binaries, building missing ones with ``build.sh`` (progress goes to stderr).
 
-    ``components`` limits what must be present (``("kwok",)`` when the clusters come from kind)."""
+    ``components`` limits what must be present (``("kwok",)`` when the clusters come from kind) and
+    names the optional ones wanted (``"training-operator"``)."""
     found = locate()
     paths = _component_paths(found)
-
-    def missing(b: Binaries) -> list[Path]:
-        needed = [p for c in components for p in _component_paths(b)[c]]
-        return [p for p in needed if not os.access(p, os.X_OK)]
-
-    if not missing(found):
+    if not found.missing(components):
         return found
     if not build:
-        names = ", ".join(str(p) for p in missing(found))
+        names = ", ".join(str(p) for p in found.missing(components))
         raise BinaryError(f"missing rig binaries: {names}; run tools/rig-bin/build.sh to build them")
     script = repo_root() / "tools" / "rig-bin" / "build.sh"
     print(
@@ -124,6 +127,6 @@ def ensure(build: bool = True, components: tuple[str, ...] = ("etcd", "kubernete
     if result.returncode != 0:
         raise BinaryError(f"{script} failed with exit code {result.returncode}; see its output above")
     found = locate()
-    if missing(found):
-        raise BinaryError(f"build finished but binaries are still missing: {missing(found)}")
+    if found.missing(components):
+        raise BinaryError(f"build finished but binaries are still missing: {found.missing(components)}")
     return found

@@ -9,6 +9,7 @@ A fleet is a small YAML file::
       - name: a
         labels: {region: eu-west, provider: onprem}
         thirdPartyCRDs: [kubeflow.org_pytorchjobs.yaml, jobset.x-k8s.io_jobsets.yaml]
+        trainingOperator: true    # run the Kubeflow training operator (PyTorchJob) against it
         nodePools:
           - name: h100
             count: 4
@@ -30,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+PYTORCHJOB_CRD = "kubeflow.org_pytorchjobs.yaml"
 
 
 class FleetError(ValueError):
@@ -81,6 +83,12 @@ class ClusterSpec(_Model):
     )
     scheduler: bool = True
     third_party_crds: list[str] = Field(default_factory=list, alias="thirdPartyCRDs")
+    training_operator: bool = Field(
+        default=False,
+        alias="trainingOperator",
+        description="Run the Kubeflow training operator (PyTorchJob controller) against this member; "
+        f"needs {PYTORCHJOB_CRD} in thirdPartyCRDs.",
+    )
     node_pools: list[NodePool] = Field(default_factory=list, alias="nodePools")
 
     @field_validator("name")
@@ -96,6 +104,8 @@ class ClusterSpec(_Model):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"duplicate nodePools names: {sorted(dup)}")
+        if self.training_operator and PYTORCHJOB_CRD not in self.third_party_crds:
+            raise ValueError(f"trainingOperator needs {PYTORCHJOB_CRD} in thirdPartyCRDs")
         return self
 
     def nodes(self) -> list[dict[str, Any]]:
@@ -132,6 +142,11 @@ class Fleet(_Model):
         if len(ports) != len(set(ports)):
             raise ValueError("two clusters ask for the same port")
         return self
+
+    def components(self, base: tuple[str, ...]) -> tuple[str, ...]:
+        """``base`` plus the optional rig components (see tools/rig-bin/build.sh) some member asks for."""
+        extra = ("training-operator",) if any(m.training_operator for m in self.members) else ()
+        return base + extra
 
     def member(self, name: str) -> ClusterSpec:
         for m in self.members:

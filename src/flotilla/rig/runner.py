@@ -2,7 +2,9 @@
 
 Each cluster gets its own etcd and kube-apiserver. Members also run kube-controller-manager,
 kube-scheduler and KWOK, so Deployments and Jobs become Pods that bind to simulated GPU nodes
-and turn Running (Job pods complete). The hub runs only the namespace, garbage-collector and
+and turn Running (Job pods complete). Members with ``trainingOperator: true`` also run the Kubeflow
+training operator (PyTorchJob controller only), so PyTorchJobs there become master/worker pods. The
+hub runs only the namespace, garbage-collector and
 service-account controllers, so workload objects there stay templates (``hub.controllers: true``
 runs the ordinary set instead, for the hub-with-controllers mode).
 
@@ -21,13 +23,16 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kubernetes.client import ApiClient
+
 from flotilla import certs, kube
-from flotilla.rig.binaries import Binaries, ensure
+from flotilla.rig.binaries import CORE_COMPONENTS, Binaries, ensure
 from flotilla.rig.cluster import ClusterHandle, write_kubeconfig
 from flotilla.rig.fleet import ClusterSpec, Fleet
 
@@ -63,6 +68,24 @@ KWOK_STAGES = (
     "pod/fast/pod-ready.yaml",
     "pod/fast/pod-complete.yaml",
     "pod/fast/pod-delete.yaml",
+)
+
+# The Kubeflow training operator keeps its webhook CA in this Secret (it must exist beforehand: in a
+# real deployment its manifests create it) and, as cert-controller's rotator, waits until a
+# tls.crt exists under a fixed path, which in a pod is the Secret's volume mount.
+TRAINING_OPERATOR_NAMESPACE = "kubeflow"
+TRAINING_OPERATOR_SECRET = "training-operator-webhook-cert"
+TRAINING_OPERATOR_SERVICE = "training-operator"
+TRAINING_OPERATOR_MOUNTED_CERT = Path("/tmp/k8s-webhook-server/serving-certs/tls.crt")
+# Stop order: agents that talk to an API server first, etcd last.
+STOP_ORDER = (
+    "flotilla-operator",
+    "training-operator",
+    "kwok",
+    "kube-scheduler",
+    "kube-controller-manager",
+    "kube-apiserver",
+    "etcd",
 )
 
 
@@ -167,10 +190,11 @@ class Rig:
         self._t0 = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            self.binaries = self.binaries or ensure()
-            if self.binaries.missing():
+            components = self.fleet.components(CORE_COMPONENTS)
+            self.binaries = self.binaries or ensure(components=components)
+            if self.binaries.missing(components):
                 raise RigError(
-                    f"missing rig binaries: {', '.join(map(str, self.binaries.missing()))}; "
+                    f"missing rig binaries: {', '.join(map(str, self.binaries.missing(components)))}; "
                     "run tools/rig-bin/build.sh"
                 )
             self._prepare_pki()
@@ -211,11 +235,12 @@ class Rig:
         shared_dir: Path | None = None,
     ) -> Rig:
         """Prepare clusters someone else started (e.g. kind) the way ``up`` prepares its own: the
-        fleet's third-party CRDs and KWOK GPU nodes (KWOK runs here, against each member)."""
+        fleet's third-party CRDs, KWOK GPU nodes (KWOK runs here, against each member) and, where the
+        fleet asks for it, the training operator (also run here)."""
         self._t0 = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
-            self.binaries = self.binaries or ensure(components=("kwok",))
+            self.binaries = self.binaries or ensure(components=self.fleet.components(("kwok",)))
             self.hub, self.members = hub, dict(members)
             for member in self.fleet.members:
                 if member.name not in self.members:
@@ -230,8 +255,7 @@ class Rig:
 
     def down(self) -> None:
         """Stop every process this rig started (members' agents first, then API servers, then etcd)."""
-        order = ("kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
-        for kind in order:
+        for kind in STOP_ORDER:
             for procs in self._procs.values():
                 for p in procs:
                     if p.name == kind:
@@ -265,7 +289,9 @@ class Rig:
                 pki, "serving", ca_cert=ca_crt, ca_key=ca_key, ips=("127.0.0.1",), dns=("localhost",)
             )
 
-    def _spawn(self, cluster: str, name: str, binary: Path, args: list[str]) -> _Proc:
+    def _spawn(
+        self, cluster: str, name: str, binary: Path, args: list[str], env: dict[str, str] | None = None
+    ) -> _Proc:
         log = self.workdir / cluster / f"{name}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as fh:
@@ -275,6 +301,7 @@ class Rig:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env={**os.environ, **env} if env else None,
             )
         proc = _Proc(name=name, binary=str(binary), popen=popen, log=log)
         self._procs.setdefault(cluster, []).append(proc)
@@ -324,8 +351,6 @@ class Rig:
         )
 
         def etcd_ok() -> bool:
-            import urllib.request
-
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{etcd_client}/health", timeout=2) as r:
                     return b'"health":"true"' in r.read()
@@ -454,12 +479,76 @@ class Rig:
                     return ready >= len(nodes)
 
                 self._wait(f"{spec.name}: {len(nodes)} KWOK nodes Ready", kwok, nodes_ready, timeout)
+            if spec.training_operator:
+                self._start_training_operator(spec.name, handle, api, timeout)
             self._say(
                 f"{spec.name}: {len(nodes)} GPU nodes ready, "
                 f"{len(spec.third_party_crds)} third-party CRDs installed"
+                + (", training operator running" if spec.training_operator else "")
             )
         finally:
             api.close()
+
+    def _start_training_operator(
+        self, name: str, handle: ClusterHandle, api: ApiClient, timeout: float
+    ) -> None:
+        """Run the Kubeflow training operator (PyTorchJob only, no gang scheduler) against a member.
+
+        Metrics are off and the health probe listens on 127.0.0.1; its webhook server (which only
+        takes a port, so it listens on every interface) serves a rig-CA certificate from a
+        per-member TMPDIR. No ValidatingWebhookConfiguration is registered: the operator's
+        cert rotator logs that it finds none and carries on, and PyTorchJobs reach the member
+        unvalidated, as when the webhook is not installed."""
+        assert self.binaries is not None
+        self._prepare_pki()
+        pki = self.workdir / "pki"
+        tmp = self.workdir / name / "training-operator-tmp"
+        cert_dir = tmp / "k8s-webhook-server" / "serving-certs"
+        cert_dir.mkdir(parents=True, exist_ok=True)
+        service_dns = f"{TRAINING_OPERATOR_SERVICE}.{TRAINING_OPERATOR_NAMESPACE}.svc"
+        leaf = certs.make_leaf(
+            cert_dir, "tls", ca_cert=pki / "ca.crt", ca_key=pki / "ca.key", dns=("localhost", service_dns)
+        )
+        if not TRAINING_OPERATOR_MOUNTED_CERT.exists():  # only its existence is checked
+            TRAINING_OPERATOR_MOUNTED_CERT.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(leaf.cert, TRAINING_OPERATOR_MOUNTED_CERT)
+        kube.ensure_namespace(api, TRAINING_OPERATOR_NAMESPACE)
+        kube.apply(
+            api,
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": TRAINING_OPERATOR_SECRET, "namespace": TRAINING_OPERATOR_NAMESPACE},
+            },
+            field_manager="flotilla-rig",
+        )
+        probe = free_port()
+        proc = self._spawn(
+            name,
+            "training-operator",
+            self.binaries.training_operator,
+            [
+                f"--kubeconfig={handle.kubeconfig}",
+                "--enable-scheme=pytorchjob",
+                "--leader-elect=false",
+                "--metrics-bind-address=0",
+                f"--health-probe-bind-address=127.0.0.1:{probe}",
+                f"--webhook-server-port={free_port()}",
+                f"--webhook-secret-name={TRAINING_OPERATOR_SECRET}",
+                f"--webhook-service-name={TRAINING_OPERATOR_SERVICE}",
+            ],
+            env={"TMPDIR": str(tmp), "MY_POD_NAMESPACE": TRAINING_OPERATOR_NAMESPACE},
+        )
+        handle.pids["training-operator"] = proc.popen.pid
+
+        def ready() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{probe}/readyz", timeout=2) as r:
+                    return bool(r.status == 200)
+            except OSError:
+                return False
+
+        self._wait(f"{name}: training-operator", proc, ready, timeout)
 
     def _start_hub_agents(self, timeout: float) -> None:
         assert self.hub is not None
@@ -497,15 +586,8 @@ def down_from_state(workdir: Path) -> int:
     if not state.exists():
         return 0
     data = json.loads(state.read_text())
-    order = {
-        "flotilla-operator": 0,
-        "kwok": 1,
-        "kube-scheduler": 2,
-        "kube-controller-manager": 3,
-        "kube-apiserver": 4,
-        "etcd": 5,
-    }
-    procs = sorted(data.get("processes", []), key=lambda p: order.get(p["name"], 9))
+    order = {name: i for i, name in enumerate(STOP_ORDER)}
+    procs = sorted(data.get("processes", []), key=lambda p: order.get(p["name"], len(order)))
     for p in procs:
         stop_pid(int(p["pid"]), p["binary"])
     state.unlink()

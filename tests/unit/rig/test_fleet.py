@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from flotilla.cli import default_fleet_path
+from flotilla.rig import binaries
 from flotilla.rig.fleet import FleetError, load_fleet, parse_fleet
 
 
@@ -59,6 +61,7 @@ def test_default_fleet_matches_the_documented_members() -> None:
         ({"members": [{"name": "a", "nodeCount": 3}]}, "members[0].nodeCount"),
         ({"hub": {"name": "a"}, "members": [{"name": "a"}]}, "unique"),
         ({"members": [{"name": "a", "port": 80}]}, "members[0].port"),
+        ({"members": [{"name": "a", "trainingOperator": True}]}, "trainingOperator needs"),
     ],
 )
 def test_malformed_fleet_names_the_field(data: dict[str, object], field: str) -> None:
@@ -78,3 +81,17 @@ def test_fleet_file_errors(tmp_path: Path) -> None:
     bad.write_text("- a list")
     with pytest.raises(FleetError, match="expected a mapping"):
         load_fleet(bad)
+
+
+def test_training_operator_is_an_optional_component() -> None:
+    fleet = load_fleet(default_fleet_path())
+    assert [m.name for m in fleet.members if m.training_operator] == ["a", "b"]
+    assert fleet.components(("kwok",)) == ("kwok", "training-operator")
+    plain = parse_fleet({"members": [{"name": "a", "thirdPartyCRDs": ["kubeflow.org_pytorchjobs.yaml"]}]})
+    assert plain.components(("etcd", "kwok")) == ("etcd", "kwok")
+
+
+def test_missing_binaries_are_counted_per_requested_component(tmp_path: Path) -> None:
+    found = dataclasses.replace(binaries.locate(), training_operator=tmp_path / "nope" / "training-operator")
+    assert tmp_path / "nope" / "training-operator" not in found.missing()
+    assert found.missing(("training-operator",)) == [tmp_path / "nope" / "training-operator"]
