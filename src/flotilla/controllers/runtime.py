@@ -151,7 +151,17 @@ class Runtime:
         key = (ref.api_version, ref.kind, ref.namespace, ref.name)
         if event_type == "DELETED" or body["metadata"].get("deletionTimestamp"):
             self.templates.pop(key, None)
-            return  # the binding is owned by the template: the hub's garbage collector removes it
+            # The binding is owned by the template, but the hub's garbage collector can lag (e.g.
+            # while it re-syncs after CRDs are installed): delete it directly, so the copies go now.
+            bname = binding_name(ref.kind, ref.name)
+            stale = {
+                "apiVersion": BINDING_API_VERSION,
+                "kind": "ResourceBinding",
+                "metadata": {"name": bname, "namespace": ref.namespace},
+            }
+            await asyncio.to_thread(kube.delete, self.hub, stale)
+            self.last_desired.pop((ref.namespace, bname), None)
+            return
         self.templates[key] = dict(body)
         await self.reconcile_template(dict(body))
 
