@@ -12,11 +12,11 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flotilla.rig.cluster import ClusterHandle
@@ -158,6 +158,149 @@ def _member_ready(hub: ClusterHandle, name: str) -> bool:
     )
 
 
+def _hub(args: argparse.Namespace) -> Any:
+    """An ApiClient for the hub: --kubeconfig, then KUBECONFIG, then the running rig's hub."""
+    from flotilla.rig.cluster import ClusterHandle
+    from flotilla.rig.runner import load_handles
+
+    path = args.kubeconfig or os.environ.get("KUBECONFIG")
+    if not path:
+        hubs = [h for h in load_handles(DEFAULT_WORKDIR.resolve()) if h.role == "hub"]
+        if not hubs:
+            raise SystemExit("flotilla: no hub: pass --kubeconfig, set KUBECONFIG or start 'flotilla dev up'")
+        path = str(hubs[0].kubeconfig)
+    return ClusterHandle(name="hub", role="hub", server="", kubeconfig=Path(path)).api_client()
+
+
+def _emit(rows: list[dict[str, Any]], columns: list[tuple[str, str]], output: str) -> None:
+    if output == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    if output == "yaml":
+        import yaml
+
+        print(yaml.safe_dump(rows, sort_keys=False), end="")
+        return
+    widths = [max([len(title)] + [len(str(r.get(key, ""))) for r in rows]) for title, key in columns]
+    print("  ".join(title.ljust(w) for (title, _), w in zip(columns, widths, strict=True)).rstrip())
+    for r in rows:
+        print(
+            "  ".join(
+                str(r.get(key, "")).ljust(w) for (_, key), w in zip(columns, widths, strict=True)
+            ).rstrip()
+        )
+
+
+def _condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return dict(c)
+    return {}
+
+
+def _cmd_get_clusters(args: argparse.Namespace) -> int:
+    from flotilla import kube
+    from flotilla.rig.demo import GROUP_VERSION
+
+    rows = []
+    for mc in kube.list_objects(_hub(args), GROUP_VERSION, "MemberCluster"):
+        st = mc.get("status") or {}
+        summary = st.get("resourceSummary") or {}
+        models = summary.get("gpuModels") or []
+        ready = _condition(mc, "Ready")
+        rows.append(
+            {
+                "name": mc["metadata"]["name"],
+                "ready": ready.get("status", "Unknown"),
+                "reason": ready.get("reason", ""),
+                "gpusFree": sum(m.get("free", 0) for m in models),
+                "gpusTotal": sum(m.get("total", 0) for m in models),
+                "gpuModels": ",".join(f"{m['model']}x{m.get('total', 0)}" for m in models),
+                "nodes": (st.get("nodeSummary") or {}).get("totalNum", 0),
+                "version": st.get("kubernetesVersion", ""),
+            }
+        )
+    columns = [("NAME", "name"), ("READY", "ready"), ("GPUS FREE", "gpusFree"), ("GPUS TOTAL", "gpusTotal")]
+    columns += [("GPU MODELS", "gpuModels"), ("NODES", "nodes")]
+    if args.output == "wide":
+        columns += [("REASON", "reason"), ("VERSION", "version")]
+    _emit(rows, columns, args.output)
+    return 0
+
+
+def _binding_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from flotilla import kube
+    from flotilla.rig.demo import GROUP_VERSION
+
+    namespace = None if args.all_namespaces else args.namespace
+    rows = []
+    for rb in kube.list_objects(_hub(args), GROUP_VERSION, "ResourceBinding", namespace):
+        r = rb["spec"]["resource"]
+        scheduled = _condition(rb, "Scheduled")
+        rows.append(
+            {
+                "namespace": rb["metadata"]["namespace"],
+                "workload": f"{r['kind']}/{r['name']}",
+                "binding": rb["metadata"]["name"],
+                "clusters": (rb.get("status") or {}).get("clustersSummary") or "-",
+                "scheduled": scheduled.get("status", "Unknown"),
+                "applied": _condition(rb, "FullyApplied").get("status", "-"),
+                "message": scheduled.get("message", ""),
+                "_body": rb,
+            }
+        )
+    return rows
+
+
+def _cmd_get_workloads(args: argparse.Namespace) -> int:
+    rows = _binding_rows(args)
+    if args.status:
+        rows = [r for r in rows if r["scheduled"] == {"scheduled": "True", "pending": "False"}[args.status]]
+    if args.cluster:
+        rows = [r for r in rows if args.cluster in r["clusters"].replace(":", ",").split(",")]
+    columns = [("NAMESPACE", "namespace"), ("WORKLOAD", "workload"), ("CLUSTERS", "clusters")]
+    columns += [("SCHEDULED", "scheduled"), ("APPLIED", "applied")]
+    if args.output == "wide":
+        columns.append(("MESSAGE", "message"))
+    _emit([{k: v for k, v in r.items() if k != "_body"} for r in rows], columns, args.output)
+    return 0
+
+
+def _cmd_describe_workload(args: argparse.Namespace) -> int:
+    """Why a workload is where it is: the decision line, then per cluster the filter or scores."""
+    wanted = args.workload.lower()
+    rows = [r for r in _binding_rows(args) if wanted in (r["workload"].lower(), r["binding"].lower())]
+    if not rows:
+        print(f"no workload {args.workload!r} in namespace {args.namespace!r} (try -A)", file=sys.stderr)
+        return 1
+    for r in rows:
+        rb = r["_body"]
+        explanation = (rb.get("status") or {}).get("explanation") or {}
+        if args.output in ("json", "yaml"):
+            _emit(
+                [{"workload": r["workload"], "binding": r["binding"], "explanation": explanation}],
+                [],
+                args.output,
+            )
+            continue
+        print(f"Workload:   {r['namespace']}/{r['workload']}   (binding {r['binding']})")
+        print(f"Clusters:   {r['clusters']}   Scheduled={r['scheduled']} FullyApplied={r['applied']}")
+        print(f"Decision:   {r['message']}")
+        print(f"Mode:       {explanation.get('mode', '-')}")
+        print("Per cluster:")
+        for c in explanation.get("clusters") or []:
+            if not c.get("feasible"):
+                f = c.get("filter") or {}
+                nodes = ", ".join(f"{v} {k}" for k, v in (c.get("nodes") or {}).items())
+                detail = f"rejected by {f.get('plugin')}: {'; '.join(f.get('reasons') or [])}"
+                print(f"  {c['cluster']:<12} {detail}" + (f" (nodes: {nodes})" if nodes else ""))
+            else:
+                scores = ", ".join(f"{p}={v['weighted']}" for p, v in (c.get("scores") or {}).items())
+                chosen = f"selected, {c.get('replicas', 0)} replicas" if c.get("selected") else "feasible"
+                print(f"  {c['cluster']:<12} {chosen}; total {c.get('total', '-')} ({scores})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flotilla", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -184,6 +327,35 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--timeout", type=float, default=240.0, help="seconds to wait per component")
         if name == "status":
             p.add_argument("-o", "--output", choices=["table", "json"], default="table")
+
+    def hub_options(p: argparse.ArgumentParser, namespaced: bool = True) -> None:
+        p.add_argument("--kubeconfig", help="hub kubeconfig (default: KUBECONFIG, then the local rig's hub)")
+        p.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
+        if namespaced:
+            p.add_argument("-n", "--namespace", default="default")
+            p.add_argument("-A", "--all-namespaces", action="store_true")
+
+    get = sub.add_parser("get", help="list clusters or workloads on the hub")
+    get_sub = get.add_subparsers(dest="what", required=True)
+    clusters = get_sub.add_parser(
+        "clusters", aliases=["cluster", "mc"], help="member clusters with GPU inventory"
+    )
+    hub_options(clusters, namespaced=False)
+    clusters.set_defaults(func=_cmd_get_clusters)
+    workloads = get_sub.add_parser("workloads", aliases=["workload", "wl"], help="placed workloads")
+    hub_options(workloads)
+    workloads.add_argument("--status", choices=["scheduled", "pending"])
+    workloads.add_argument("--cluster", help="only workloads placed on this cluster")
+    workloads.set_defaults(func=_cmd_get_workloads)
+    describe = sub.add_parser("describe", help="explain a workload's placement, per cluster and plugin")
+    describe_sub = describe.add_subparsers(dest="what", required=True)
+    workload = describe_sub.add_parser("workload", aliases=["wl"], help="KIND/NAME or binding name")
+    workload.add_argument("workload")
+    hub_options(workload)
+    workload.set_defaults(func=_cmd_describe_workload)
+    version = sub.add_parser("version", help="print the Flotilla version")
+    version.set_defaults(func=lambda _a: print(f"flotilla {__import__('flotilla').__version__}") or 0)
+
     demo = sub.add_parser("demo", help="the embedded default: local hub + GPU members, Flotilla, examples")
     demo.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     demo.add_argument("--fleet", default=str(default_fleet_path()), help="fleet description YAML")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from operator_support import (
     register_member,
     running_operator,
 )
+from pytorchjob_support import replica_types, wait_pytorchjob_pods_gone, wait_pytorchjob_running
 
 from flotilla import kube
 from flotilla.rig.cluster import ClusterHandle
@@ -33,7 +35,7 @@ def operator(hub: ClusterHandle, members: dict[str, ClusterHandle]) -> Iterator[
         register_member(hub, member)
     with running_operator(hub) as runner:
         for name in members:
-            kube.wait_for(lambda n=name: member_ready(hub, n), timeout=WAIT, what=f"member {name} Ready")
+            kube.wait_for(partial(member_ready, hub, name), timeout=WAIT, what=f"member {name} Ready")
         yield runner
 
 
@@ -68,6 +70,13 @@ def _deployment(ns: str, name: str, replicas: int, gpus: int = 1) -> dict[str, A
             },
         },
     }
+
+
+def _with_config_volume(deployment: dict[str, Any], config_map: str) -> dict[str, Any]:
+    pod = deployment["spec"]["template"]["spec"]
+    pod["volumes"] = [{"name": "config", "configMap": {"name": config_map}}]
+    pod["containers"][0]["volumeMounts"] = [{"name": "config", "mountPath": "/etc/model"}]
+    return deployment
 
 
 def _policy(ns: str, name: str, kind: str, api_version: str, placement: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +144,14 @@ def test_divided_static_weights_scale_and_delete(
             },
         ),
     )
-    kube.apply(api, _deployment(ns, name, 9))
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "infer-config", "namespace": ns},
+        "data": {"model": "llama-3.1-8b"},
+    }
+    kube.apply(api, config)
+    kube.apply(api, _with_config_volume(_deployment(ns, name, 9), "infer-config"))
     kube.wait_for(
         lambda: _replicas_on(members, ns, name) == {"a": 3, "b": 6},
         timeout=WAIT,
@@ -153,7 +169,21 @@ def test_divided_static_weights_scale_and_delete(
 
     kube.wait_for(ready_on_hub, timeout=WAIT, what="readyReplicas 9 aggregated on the hub template")
 
-    kube.apply(api, _deployment(ns, name, 12))
+    # The ConfigMap the pod template mounts travelled with it.
+    for cluster in ("a", "b"):
+        copy = kube.get(members[cluster].api_client(), "v1", "ConfigMap", "infer-config", ns)
+        assert copy is not None and copy["data"] == {"model": "llama-3.1-8b"}
+
+    # Drift on a member is corrected: someone scales the copy on b by hand.
+    member_b = members["b"].api_client()
+    kube.patch(member_b, _deployment(ns, name, 9), {"spec": {"replicas": 1}})
+    kube.wait_for(
+        lambda: _replicas_on(members, ns, name) == {"a": 3, "b": 6},
+        timeout=WAIT,
+        what="the drifted copy on b to be restored to 6 replicas",
+    )
+
+    kube.apply(api, _with_config_volume(_deployment(ns, name, 12), "infer-config"))
     kube.wait_for(
         lambda: _replicas_on(members, ns, name) == {"a": 4, "b": 8},
         timeout=WAIT,
@@ -222,7 +252,18 @@ def test_pytorchjob_gang_needs_whole_nodes(
         what="the PyTorchJob on member a",
     )
     assert _member_obj(members["b"], "kubeflow.org/v1", "PyTorchJob", name, ns) is None
+    # Member a runs the Kubeflow training operator: the copy becomes 1 master + 3 workers, each
+    # bound to a whole H100 node of a.
+    pods = wait_pytorchjob_running(members["a"], ns, name, expected=4, timeout=WAIT)
+    assert replica_types(pods) == ["master", "worker", "worker", "worker"]
+    a_nodes = {n["metadata"]["name"] for n in kube.list_objects(members["a"].api_client(), "v1", "Node")}
+    assert len({p["spec"]["nodeName"] for p in pods}) == 4
+    assert {p["spec"]["nodeName"] for p in pods} <= a_nodes
     kube.delete(api, _pytorchjob(ns, name, 3, 8))
+    try:  # removing the hub template removes the copy on a, and the operator's pods with it
+        wait_pytorchjob_pods_gone(members["a"], ns, name, timeout=WAIT)
+    finally:  # if not, still free a's nodes for the tests that follow (this test fails either way)
+        kube.delete(members["a"].api_client(), _pytorchjob(ns, name, 3, 8))
 
 
 def test_kind_not_served_is_never_sent(
@@ -417,3 +458,37 @@ def test_customized_kind_is_placed_without_python(
     for doc in docs:
         if doc["kind"] != "Namespace":
             kube.delete(api, doc)
+
+
+def test_cli_lists_clusters_and_explains_a_placement(
+    operator: KopfRunner, hub: ClusterHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from flotilla.cli import main
+
+    api = hub.api_client()
+    ns = _ns(hub, "cli")
+    name = "big-infer"
+    kube.apply(api, _policy(ns, name, "Deployment", "apps/v1", {}))
+    kube.apply(api, _deployment(ns, name, 1, gpus=8))  # no L4 (c) or A100 (b) node has 8 GPUs
+    kube.wait_for(
+        lambda: (
+            (condition_of(binding(hub, ns, f"{name}-deployment"), "FullyApplied") or {}).get("status")
+            == "True"
+        ),
+        timeout=WAIT,
+        what="the workload to be applied",
+    )
+    kubeconfig = ["--kubeconfig", str(hub.kubeconfig)]
+    assert main(["get", "clusters", "-o", "json", *kubeconfig]) == 0
+    clusters = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert clusters["a"]["ready"] == "True" and clusters["a"]["gpusTotal"] == 40
+    assert main(["get", "workloads", "-n", ns, *kubeconfig]) == 0
+    listing = capsys.readouterr().out
+    assert f"Deployment/{name}" in listing and "a" in listing.split(f"Deployment/{name}")[1]
+    assert main(["describe", "workload", f"Deployment/{name}", "-n", ns, *kubeconfig]) == 0
+    text = capsys.readouterr().out
+    assert "a            selected" in text
+    assert "rejected by NodeResourcesFit" in text  # b and c: no node with 8 free GPUs
+    kube.delete(api, _deployment(ns, name, 1))
