@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -197,10 +198,16 @@ def main() -> int:
             return 0 if missing == 0 else 1
         finally:
             stop.set()
-            if operator is not None:
-                operator.terminate()
-                operator.wait(10)
-            rig.down()
+            try:
+                if operator is not None:
+                    operator.terminate()
+                    try:
+                        operator.wait(10)
+                    except subprocess.TimeoutExpired:
+                        operator.kill()
+                        operator.wait()
+            finally:
+                rig.down()
 
 
 if __name__ == "__main__":
