@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -136,6 +137,8 @@ def _run_demo(
         print(f"left running; stop everything with: flotilla dev down --workdir {args.workdir}")
         return 0
     print("press Ctrl-C to stop the operator and the clusters", flush=True)
+    # A SIGTERM (e.g. from a CI timeout) stops everything as Ctrl-C does, leaving no processes.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while operator.poll() is None:
             time.sleep(1)
