@@ -26,9 +26,10 @@ from typing import Any, cast
 
 import kopf
 
-from flotilla import API_GROUP, API_VERSION, __version__, metrics
+from flotilla import API_GROUP, API_VERSION, __version__, kube, metrics
 from flotilla.api import ignored_field_message, ignored_fields_in
 from flotilla.controllers.custom_kinds import CustomKindWatch
+from flotilla.controllers.matching import policy_from_body
 from flotilla.controllers.members import MemberController
 from flotilla.controllers.runtime import Runtime
 from flotilla.interpreter import InterpreterRegistry
@@ -137,8 +138,33 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
     member_ctl = MemberController(hub=hub, cache=cache, lock=lock, on_change=rt.notify_capacity_changed)
     rt.member_api = member_ctl.api
     STATE.runtime, STATE.members = rt, member_ctl
+    await _preload(rt, logger)
     STATE.requeue = asyncio.create_task(rt.requeue_loop())
     logger.info("Flotilla %s started", __version__)
+
+
+async def _preload(rt: Runtime, logger: kopf.Logger) -> None:
+    """Load policies, PodGroups and customizations before any template event is handled.
+
+    Kopf watches kinds concurrently: without this, a template seen right after a restart could
+    find no policy yet and have its binding (and its member copies) removed, then re-created."""
+    for kind in ("PropagationPolicy", "ClusterPropagationPolicy", "PodGroup", "InterpreterCustomization"):
+        try:
+            items = await asyncio.to_thread(kube.list_objects, rt.hub, f"{API_GROUP}/{API_VERSION}", kind)
+        except LookupError:
+            continue  # CRD not installed yet: its events will fill the gap
+        for body in items:
+            body.setdefault("kind", kind)
+            body.setdefault("apiVersion", f"{API_GROUP}/{API_VERSION}")
+            if kind == "PodGroup":
+                rt.pod_groups[(body["metadata"].get("namespace") or "", body["metadata"]["name"])] = body
+            elif kind == "InterpreterCustomization":
+                with contextlib.suppress(ValueError):  # reported as an Event by its handler
+                    rt.registry.register_customization(dict(body["spec"]))
+            else:
+                policy = policy_from_body(body)
+                rt.policies[policy.key] = policy
+    logger.info("preloaded %d policies and %d PodGroups", len(rt.policies), len(rt.pod_groups))
 
 
 @kopf.on.cleanup()
