@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from flotilla import kube
+from flotilla.api import GROUP_VERSION
 from flotilla.cli import default_fleet_path
 from flotilla.inventory.client import MemberClient
 from flotilla.rig import demo
@@ -58,7 +59,7 @@ def deployment(i: int) -> dict[str, Any]:
 
 def policy() -> dict[str, Any]:
     return {
-        "apiVersion": demo.GROUP_VERSION,
+        "apiVersion": GROUP_VERSION,
         "kind": "PropagationPolicy",
         "metadata": {"name": "all", "namespace": NS},
         "spec": {
@@ -98,12 +99,6 @@ def watch_arrivals(member: ClusterHandle, seen: dict[str, float], stop: threadin
             time.sleep(0.2)
 
 
-def member_ready(hub: ClusterHandle, name: str) -> bool:
-    mc = kube.get(hub.api_client(), demo.GROUP_VERSION, "MemberCluster", name) or {}
-    conditions = (mc.get("status") or {}).get("conditions") or []
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
-
 def rss_kib(pid: int) -> tuple[int, int]:
     fields = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
@@ -134,7 +129,7 @@ def main() -> int:
                 demo.register_member(hub, member)
             operator = demo.start_operator(hub, Path(tmp) / "operator.log")
             for name in rig.members:
-                kube.wait_for(partial(member_ready, hub, name), timeout=120, what=f"member {name} Ready")
+                kube.wait_for(partial(demo.member_ready, hub, name), timeout=120, what=f"member {name} Ready")
             kube.ensure_namespace(api, NS)
             for member in rig.members.values():
                 kube.ensure_namespace(member.api_client(), NS)

@@ -122,7 +122,7 @@ def _run_demo(
     say(f"operator started (pid {operator.pid}, log {log})")
     for member in (h for h in handles if h.role == "member"):
         name = member.name
-        kube.wait_for(partial(_member_ready, hub, name), timeout=120, what=f"member {name} to be Ready")
+        kube.wait_for(partial(demo.member_ready, hub, name), timeout=120, what=f"member {name} to be Ready")
     say("all members Ready; applying examples/")
     applied = demo.apply_examples(hub, say)
     workloads = [d for d in applied if not d["apiVersion"].startswith("flotilla.dev/") and d.get("spec")]
@@ -148,17 +148,6 @@ def _run_demo(
     finally:
         down_from_state(workdir)
     return 0
-
-
-def _member_ready(hub: ClusterHandle, name: str) -> bool:
-    from flotilla import kube
-    from flotilla.rig.demo import GROUP_VERSION
-
-    mc = kube.get(hub.api_client(), GROUP_VERSION, "MemberCluster", name) or {}
-    return any(
-        c["type"] == "Ready" and c["status"] == "True"
-        for c in (mc.get("status") or {}).get("conditions") or []
-    )
 
 
 def _hub(args: argparse.Namespace) -> Any:
@@ -195,15 +184,14 @@ def _emit(rows: list[dict[str, Any]], columns: list[tuple[str, str]], output: st
 
 
 def _condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
-    for c in (obj.get("status") or {}).get("conditions") or []:
-        if c.get("type") == type_:
-            return dict(c)
-    return {}
+    from flotilla.api.conditions import find_condition
+
+    return find_condition((obj.get("status") or {}).get("conditions"), type_) or {}
 
 
 def _cmd_get_clusters(args: argparse.Namespace) -> int:
     from flotilla import kube
-    from flotilla.rig.demo import GROUP_VERSION
+    from flotilla.api import GROUP_VERSION
 
     rows = []
     for mc in kube.list_objects(_hub(args), GROUP_VERSION, "MemberCluster"):
@@ -233,7 +221,7 @@ def _cmd_get_clusters(args: argparse.Namespace) -> int:
 
 def _binding_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     from flotilla import kube
-    from flotilla.rig.demo import GROUP_VERSION
+    from flotilla.api import GROUP_VERSION
 
     namespace = None if args.all_namespaces else args.namespace
     rows = []

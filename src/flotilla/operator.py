@@ -27,7 +27,7 @@ from typing import Any, cast
 import kopf
 
 from flotilla import API_GROUP, API_VERSION, __version__, kube, metrics
-from flotilla.api import ignored_field_message, ignored_fields_in
+from flotilla.api import GROUP_VERSION, ignored_field_message, ignored_fields_in
 from flotilla.controllers.custom_kinds import CustomKindWatch
 from flotilla.controllers.matching import policy_from_body
 from flotilla.controllers.members import MemberController
@@ -150,12 +150,12 @@ async def _preload(rt: Runtime, logger: kopf.Logger) -> None:
     find no policy yet and have its binding (and its member copies) removed, then re-created."""
     for kind in ("PropagationPolicy", "ClusterPropagationPolicy", "PodGroup", "InterpreterCustomization"):
         try:
-            items = await asyncio.to_thread(kube.list_objects, rt.hub, f"{API_GROUP}/{API_VERSION}", kind)
+            items = await asyncio.to_thread(kube.list_objects, rt.hub, GROUP_VERSION, kind)
         except LookupError:
             continue  # CRD not installed yet: its events will fill the gap
         for body in items:
             body.setdefault("kind", kind)
-            body.setdefault("apiVersion", f"{API_GROUP}/{API_VERSION}")
+            body.setdefault("apiVersion", GROUP_VERSION)
             if kind == "PodGroup":
                 rt.pod_groups[(body["metadata"].get("namespace") or "", body["metadata"]["name"])] = body
             elif kind == "InterpreterCustomization":

@@ -10,12 +10,14 @@ from typing import Any
 from kopf.testing import KopfRunner
 
 from flotilla import kube
+from flotilla.api import GROUP_VERSION
+from flotilla.api.conditions import find_condition
 from flotilla.rig.binaries import repo_root
 from flotilla.rig.cluster import ClusterHandle
-from flotilla.rig.demo import GROUP_VERSION, SYSTEM_NS, flotilla_crds, register_member
+from flotilla.rig.demo import SYSTEM_NS, flotilla_crds, member_ready, register_member
 
 REPO = repo_root()
-__all__ = ["GROUP_VERSION", "REPO", "SYSTEM_NS", "register_member"]
+__all__ = ["GROUP_VERSION", "REPO", "SYSTEM_NS", "member_ready", "register_member"]
 
 
 def install_flotilla_crds(hub: ClusterHandle) -> None:
@@ -42,19 +44,9 @@ def running_operator(hub: ClusterHandle) -> Iterator[KopfRunner]:
                 os.environ[key] = value
 
 
-def member_ready(hub: ClusterHandle, name: str) -> dict[str, Any] | None:
-    mc = kube.get(hub.api_client(), GROUP_VERSION, "MemberCluster", name)
-    conds = ((mc or {}).get("status") or {}).get("conditions") or []
-    ok = any(c["type"] == "Ready" and c["status"] == "True" for c in conds)
-    return mc if ok else None
-
-
 def binding(hub: ClusterHandle, namespace: str, name: str) -> dict[str, Any] | None:
     return kube.get(hub.api_client(), GROUP_VERSION, "ResourceBinding", name, namespace)
 
 
 def condition_of(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
-    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if c["type"] == type_:
-            return dict(c)
-    return None
+    return find_condition(((obj or {}).get("status") or {}).get("conditions"), type_)

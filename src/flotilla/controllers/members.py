@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes.client import ApiClient, ApiException
 
 from flotilla import kube, metrics
-from flotilla.controllers.runtime import condition, merge_conditions
+from flotilla.controllers.runtime import with_condition
 from flotilla.inventory import InventoryManager
 from flotilla.inventory.client import InventoryError, load_kubeconfig
 from flotilla.scheduler import SchedulerCache
@@ -112,9 +112,7 @@ class MemberController:
         for model in (status.get("resourceSummary") or {}).get("gpuModels") or ():
             metrics.CLUSTER_GPUS.labels(cluster=name, gpu_model=model["model"]).set(model.get("total", 0))
             metrics.CLUSTER_GPUS_FREE.labels(cluster=name, gpu_model=model["model"]).set(model.get("free", 0))
-        status["conditions"] = merge_conditions(
-            previous, condition("Ready", ready, reason, message, generation, previous)
-        )
+        status["conditions"] = with_condition(previous, "Ready", ready, reason, message, generation)
         current = body.get("status") or {}
         if any(current.get(k) != v for k, v in status.items() if k != "conditions") or [
             (c["type"], c["status"], c["reason"], c["message"]) for c in current.get("conditions") or []

@@ -33,6 +33,7 @@ from typing import Any
 from kubernetes.client import ApiClient, ApiException
 
 from flotilla import API_GROUP, FIELD_MANAGER, kube, metrics
+from flotilla.api.conditions import new_condition, set_condition
 from flotilla.controllers.matching import PolicyRef, best_policy, policy_from_body
 from flotilla.controllers.workloads import (
     BINDING_API_VERSION,
@@ -56,28 +57,16 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def condition(
+def with_condition(
+    previous: list[dict[str, Any]],
     type_: str,
     status: bool,
     reason: str,
     message: str,
     generation: int | None,
-    previous: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """A metav1.Condition, keeping lastTransitionTime when the status did not change."""
-    value = "True" if status else "False"
-    old = next((c for c in previous if c.get("type") == type_), None)
-    transition = old["lastTransitionTime"] if old and old.get("status") == value else _now()
-    out: dict[str, Any] = {
-        "type": type_,
-        "status": value,
-        "reason": reason,
-        "message": message[:32000],
-        "lastTransitionTime": transition,
-    }
-    if generation is not None:
-        out["observedGeneration"] = generation
-    return out
+) -> list[dict[str, Any]]:
+    """``previous`` with one metav1.Condition set (its lastTransitionTime kept while the status holds)."""
+    return set_condition(previous, new_condition(type_, status, reason, message[:32768], generation))
 
 
 def divide_exactly(total: int, weights: Mapping[str, int]) -> dict[str, int]:
@@ -96,11 +85,6 @@ def divide_exactly(total: int, weights: Mapping[str, int]) -> dict[str, int]:
     for name in sorted(exact, key=lambda n: (-(exact[n] - out[n]), n))[:rest]:
         out[name] += 1
     return out
-
-
-def merge_conditions(previous: list[dict[str, Any]], *new: dict[str, Any]) -> list[dict[str, Any]]:
-    types = {c["type"] for c in new}
-    return [c for c in previous if c.get("type") not in types] + list(new)
 
 
 @dataclass
@@ -304,9 +288,8 @@ class Runtime:
             patch_status = {
                 "schedulerObservedGeneration": int(meta.get("generation") or 0),
                 "explanation": outcome.explanation.to_dict(),
-                "conditions": merge_conditions(
-                    previous,
-                    condition("Scheduled", False, "NoClusterFits", message, meta.get("generation"), previous),
+                "conditions": with_condition(
+                    previous, "Scheduled", False, "NoClusterFits", message, meta.get("generation")
                 ),
             }
             updated = await asyncio.to_thread(
@@ -349,11 +332,8 @@ class Runtime:
             "lastScheduledTime": _now(),
             "explanation": outcome.explanation.to_dict(),
             "clustersSummary": summary,
-            "conditions": merge_conditions(
-                previous,
-                condition(
-                    "Scheduled", True, "Scheduled", message, updated["metadata"]["generation"], previous
-                ),
+            "conditions": with_condition(
+                previous, "Scheduled", True, "Scheduled", message, updated["metadata"]["generation"]
             ),
         }
         updated = await asyncio.to_thread(kube.patch, self.hub, updated, {"status": patch_status}, "status")
@@ -394,24 +374,15 @@ class Runtime:
             status = {
                 "phase": "Inqueue",
                 "cluster": targets[0]["name"],
-                "conditions": merge_conditions(
-                    previous,
-                    condition(
-                        "Scheduled",
-                        True,
-                        "GangPlaced",
-                        f"placed on {targets[0]['name']}",
-                        generation,
-                        previous,
-                    ),
+                "conditions": with_condition(
+                    previous, "Scheduled", True, "GangPlaced", f"placed on {targets[0]['name']}", generation
                 ),
             }
         else:
             status = {
                 "phase": "Pending",
-                "conditions": merge_conditions(
-                    previous,
-                    condition("Scheduled", False, "GangUnschedulable", message or "", generation, previous),
+                "conditions": with_condition(
+                    previous, "Scheduled", False, "GangUnschedulable", message or "", generation
                 ),
             }
         try:
@@ -520,7 +491,8 @@ class Runtime:
         all_ok = all(ok for c, (ok, _m) in results.items() if c in targets) and targets <= set(results)
         failed = {c: m for c, (ok, m) in results.items() if not ok}
         previous = list((binding.get("status") or {}).get("conditions") or [])
-        cond = condition(
+        conditions = with_condition(
+            previous,
             "FullyApplied",
             all_ok,
             "Applied" if all_ok else "ApplyFailed",
@@ -528,13 +500,12 @@ class Runtime:
             if all_ok
             else "; ".join(f"{c}: {m}" for c, m in failed.items()),
             binding["metadata"].get("generation"),
-            previous,
         )
         await asyncio.to_thread(
             kube.patch,
             self.hub,
             dict(binding),
-            {"status": {"aggregatedStatus": items, "conditions": merge_conditions(previous, cond)}},
+            {"status": {"aggregatedStatus": items, "conditions": conditions}},
             "status",
         )
 

@@ -15,16 +15,15 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from flotilla import API_GROUP, API_VERSION
+from flotilla import API_GROUP
+from flotilla.api import GROUP_NAME_ANNOTATION, GROUP_VERSION, POD_GROUP_LABEL
 from flotilla.controllers.matching import PolicyRef
 from flotilla.interpreter import Component as InterpComponent
 from flotilla.interpreter import Interpreter
 from flotilla.scheduler import Component, GangSpec, Placement, Toleration, Workload
 from flotilla.scheduler.quantity import parse_resource_list
 
-BINDING_API_VERSION = f"{API_GROUP}/{API_VERSION}"
-GROUP_NAME_ANNOTATION = "scheduling.k8s.io/group-name"
-POD_GROUP_LABEL = "scheduling.x-k8s.io/pod-group"
+BINDING_API_VERSION = GROUP_VERSION
 SCHEDULING_HASH_ANNOTATION = f"{API_GROUP}/scheduling-inputs"
 
 

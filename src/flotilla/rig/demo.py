@@ -13,12 +13,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from flotilla import API_GROUP, API_VERSION, kube
+from flotilla import API_GROUP, kube
+from flotilla.api import GROUP_VERSION
+from flotilla.api.conditions import is_true
 from flotilla.rig.binaries import repo_root
 from flotilla.rig.cluster import ClusterHandle, inline_kubeconfig
 
 SYSTEM_NS = "flotilla-system"
-GROUP_VERSION = f"{API_GROUP}/{API_VERSION}"
 # Examples the demo does not apply: member registration is done for the rig's own members.
 SKIPPED_EXAMPLES = ("member-cluster.yaml",)
 
@@ -78,6 +79,12 @@ def register_member(hub: ClusterHandle, member: ClusterHandle) -> None:
             },
         },
     )
+
+
+def member_ready(hub: ClusterHandle, name: str) -> dict[str, Any] | None:
+    """The MemberCluster when its Ready condition is True, else None (for ``kube.wait_for``)."""
+    mc = kube.get(hub.api_client(), GROUP_VERSION, "MemberCluster", name)
+    return mc if is_true(((mc or {}).get("status") or {}).get("conditions"), "Ready") else None
 
 
 def start_operator(hub: ClusterHandle, log: Path) -> subprocess.Popen[bytes]:
