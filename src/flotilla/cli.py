@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -150,37 +151,124 @@ def _run_demo(
     return 0
 
 
-def _hub(args: argparse.Namespace) -> Any:
-    """An ApiClient for the hub: --kubeconfig, then KUBECONFIG, then the running rig's hub."""
-    from flotilla.rig.cluster import ClusterHandle
+class CliError(Exception):
+    """A failure reported as one ``flotilla: error: ...`` line, without a traceback."""
+
+
+def hub_kubeconfig(
+    flag: str | None,
+    environ: Mapping[str, str],
+    rig_hub: Callable[[], Path | None],
+    default: Path,
+) -> str:
+    """The kubeconfig that reaches the hub, as kubectl picks it, with the local rig before the default.
+
+    ``--kubeconfig``, then ``KUBECONFIG`` (a path list, merged as kubectl merges it), then the hub of
+    a rig running under ``FLOTILLA_RIG_DIR`` (default ``.rig``), then ``default``
+    (``~/.kube/config``). Raises :class:`CliError` when the chosen file does not exist.
+    """
+    if flag:
+        if not Path(flag).expanduser().is_file():
+            raise CliError(f"--kubeconfig {flag}: no such file")
+        return flag
+    env = environ.get("KUBECONFIG", "")
+    if env:
+        if not any(Path(p).expanduser().is_file() for p in env.split(os.pathsep) if p):
+            raise CliError(f"KUBECONFIG={env}: no such file")
+        return env
+    hub = rig_hub()
+    if hub is not None:
+        if not hub.is_file():
+            raise CliError(f"the local rig's hub kubeconfig {hub} is gone; run 'flotilla dev down'")
+        return str(hub)
+    if default.is_file():
+        return str(default)
+    raise CliError(
+        f"no hub kubeconfig: pass --kubeconfig, set KUBECONFIG, start 'flotilla dev up' or create {default}"
+    )
+
+
+def _rig_hub() -> Path | None:
     from flotilla.rig.runner import load_handles
 
-    path = args.kubeconfig or os.environ.get("KUBECONFIG")
-    if not path:
-        hubs = [h for h in load_handles(DEFAULT_WORKDIR.resolve()) if h.role == "hub"]
-        if not hubs:
-            raise SystemExit("flotilla: no hub: pass --kubeconfig, set KUBECONFIG or start 'flotilla dev up'")
-        path = str(hubs[0].kubeconfig)
-    return ClusterHandle(name="hub", role="hub", server="", kubeconfig=Path(path)).api_client()
+    try:
+        handles = load_handles(DEFAULT_WORKDIR.resolve())
+    except (OSError, ValueError, KeyError, TypeError):  # no rig, or a state file from another version
+        return None
+    return next((h.kubeconfig for h in handles if h.role == "hub"), None)
+
+
+def _hub(args: argparse.Namespace) -> Any:
+    """An ApiClient for the hub (see :func:`hub_kubeconfig`), in ``--context`` if given."""
+    from kubernetes import client, config
+
+    path = hub_kubeconfig(args.kubeconfig, os.environ, _rig_hub, Path("~/.kube/config").expanduser())
+    cfg = client.Configuration()
+    try:
+        config.load_kube_config(
+            config_file=path, context=args.context, client_configuration=cfg, persist_config=False
+        )
+    except Exception as exc:  # ConfigException, YAML errors, unreadable certificate data, ...
+        where = f"kubeconfig {path}" + (f" (context {args.context!r})" if args.context else "")
+        raise CliError(f"cannot use {where}: {_one_line(str(exc))}") from None
+    return client.ApiClient(cfg)
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def error_line(exc: BaseException) -> str | None:
+    """The one-line message for an error a hub command can meet, or None (a bug: keep the traceback)."""
+    import urllib3
+    from kubernetes.client import ApiException
+
+    if isinstance(exc, CliError):
+        return str(exc)
+    if isinstance(exc, ApiException):
+        message = ""
+        try:
+            body = json.loads(exc.body or "")
+            message = str(body.get("message") or "") if isinstance(body, dict) else ""
+        except (TypeError, ValueError):
+            message = ""
+        head = f"the hub answered HTTP {exc.status} {exc.reason or ''}".rstrip()
+        if exc.status == 401:
+            head += " (the kubeconfig's credentials were rejected)"
+        return _one_line(f"{head}: {message}" if message else head)
+    if isinstance(exc, urllib3.exceptions.MaxRetryError):
+        # Drop the "HTTPSConnection(host='...', port=...): " prefixes: the address follows anyway.
+        reason = re.sub(r"^(?:\w+\(host=[^)]*\): )+", "", str(exc.reason or exc))
+        pool = exc.pool
+        where = f"{pool.scheme}://{pool.host}:{pool.port}" if pool is not None else "the hub"
+        return _one_line(f"cannot reach the hub at {where}: {reason}")
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return _one_line(f"cannot talk to the hub: {exc}")
+    if isinstance(exc, LookupError) and not isinstance(exc, KeyError | IndexError):
+        # flotilla.kube.resolve: the kind is not served (CRDs not installed).
+        return _one_line(f"{exc} (are the Flotilla CRDs installed on the hub?)")
+    return None
+
+
+def format_rows(rows: list[dict[str, Any]], columns: list[tuple[str, str]], output: str) -> str:
+    """Rows as ``json``, ``yaml`` (every row field) or a table of ``columns`` (``(title, key)``)."""
+    if output == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if output == "yaml":
+        from flotilla import yamlout
+
+        return yamlout.dump(rows)
+    widths = [max([len(title)] + [len(str(r.get(key, ""))) for r in rows]) for title, key in columns]
+    lines = ["  ".join(title.ljust(w) for (title, _), w in zip(columns, widths, strict=True)).rstrip()]
+    for r in rows:
+        cells = (str(r.get(key, "")).ljust(w) for (_, key), w in zip(columns, widths, strict=True))
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
 
 
 def _emit(rows: list[dict[str, Any]], columns: list[tuple[str, str]], output: str) -> None:
-    if output == "json":
-        print(json.dumps(rows, indent=2))
-        return
-    if output == "yaml":
-        import yaml
-
-        print(yaml.safe_dump(rows, sort_keys=False), end="")
-        return
-    widths = [max([len(title)] + [len(str(r.get(key, ""))) for r in rows]) for title, key in columns]
-    print("  ".join(title.ljust(w) for (title, _), w in zip(columns, widths, strict=True)).rstrip())
-    for r in rows:
-        print(
-            "  ".join(
-                str(r.get(key, "")).ljust(w) for (_, key), w in zip(columns, widths, strict=True)
-            ).rstrip()
-        )
+    print(format_rows(rows, columns, output), end="")
 
 
 def _condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
@@ -189,33 +277,118 @@ def _condition(obj: Mapping[str, Any], type_: str) -> Mapping[str, Any]:
     return find_condition((obj.get("status") or {}).get("conditions"), type_) or {}
 
 
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def cluster_row(mc: Mapping[str, Any]) -> dict[str, Any]:
+    """What ``get clusters`` reports for one MemberCluster (the ``-o json``/``-o yaml`` shape).
+
+    * ``status``: ``Ready``; ``NotReady (<reason>)`` / ``Unknown (<reason>)`` from the Ready
+      condition; or, for a Ready member without a schedulable node, ``Ready (Cordoned)`` (every node
+      cordoned), ``Ready (NodesNotReady)`` or ``Ready (NoSchedulableNodes)``.
+    * ``stale``: true unless the Ready condition is True. The operator keeps the last inventory it
+      saw when it loses a member, so the figures are then the last known ones, not live data.
+    * ``gpusFree``/``gpusTotal``/``nodes``: None when the member has never reported them.
+      GPU figures cover schedulable nodes only (Ready and not cordoned).
+    * ``cordonedNodes``: ``nodeSummary.cordonedNum``; when an older operator does not report it,
+      inferred only in the all-cordoned case, else None.
+    """
+    from flotilla.api.cluster import READY
+
+    st = mc.get("status") or {}
+    summary = st.get("resourceSummary")
+    node_summary = st.get("nodeSummary") or {}
+    ready = _condition(mc, READY)
+    ready_status = str(ready.get("status") or "Unknown")
+    reason = str(ready.get("reason") or "")
+    models = (summary or {}).get("gpuModels") or []
+    nodes, ready_nodes = _int(node_summary.get("totalNum")), _int(node_summary.get("readyNum"))
+    cordoned_nodes = _int(node_summary.get("cordonedNum"))
+    # resourceSummary counts schedulable nodes only: nodes but no allocatable means none is.
+    none_schedulable = bool(nodes) and summary is not None and not summary.get("allocatable")
+    if cordoned_nodes is None and none_schedulable and ready_nodes == nodes:
+        cordoned_nodes = nodes  # every node Ready, none schedulable: every node is cordoned
+    cordoned = bool(nodes) and cordoned_nodes is not None and cordoned_nodes >= (nodes or 0)
+    if ready_status == "True":
+        if cordoned:
+            status = "Ready (Cordoned)"
+        elif none_schedulable and ready_nodes == 0:
+            status = "Ready (NodesNotReady)"
+        elif none_schedulable:
+            status = "Ready (NoSchedulableNodes)"
+        else:
+            status = "Ready"
+    else:
+        status = ("NotReady" if ready_status == "False" else "Unknown") + (f" ({reason})" if reason else "")
+    return {
+        "name": (mc.get("metadata") or {}).get("name", ""),
+        "status": status,
+        "ready": ready_status,
+        "reason": reason,
+        "message": str(ready.get("message") or ""),
+        "stale": ready_status != "True",
+        "cordoned": cordoned,
+        "gpusFree": sum(int(m.get("free", 0)) for m in models) if summary is not None else None,
+        "gpusTotal": sum(int(m.get("total", 0)) for m in models) if summary is not None else None,
+        "gpuModels": ",".join(f"{m['model']}x{m.get('total', 0)}" for m in models),
+        "nodes": nodes,
+        "readyNodes": ready_nodes,
+        "cordonedNodes": cordoned_nodes,
+        "version": st.get("kubernetesVersion", ""),
+    }
+
+
+CLUSTER_COLUMNS = [
+    ("NAME", "name"),
+    ("STATUS", "status"),
+    ("GPUS FREE", "gpusFree"),
+    ("GPUS TOTAL", "gpusTotal"),
+    ("GPU MODELS", "gpuModels"),
+    ("NODES", "nodes"),
+]
+CLUSTER_WIDE_COLUMNS = [("VERSION", "version"), ("MESSAGE", "message")]
+
+
+def _figure(value: int | None, note: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{value} ({note})" if note else str(value)
+
+
+def cluster_cells(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A :func:`cluster_row` as table cells: the figures of a member that is not Ready say
+    ``(stale)``, the GPU figures of a member whose nodes are all cordoned say ``(cordoned)``."""
+    stale = "stale" if row["stale"] else ""
+    gpu_note = stale or ("cordoned" if row["cordoned"] else "")
+    nodes = _figure(row["nodes"], stale)
+    if not stale and row["cordonedNodes"]:
+        nodes += f" ({row['cordonedNodes']} cordoned)"
+    return {
+        **row,
+        "gpusFree": _figure(row["gpusFree"], gpu_note),
+        "gpusTotal": _figure(row["gpusTotal"], gpu_note),
+        "gpuModels": row["gpuModels"] or "-",
+        "nodes": nodes,
+        "version": row["version"] or "-",
+        "message": " ".join(str(row["message"]).split()),
+    }
+
+
+def render_clusters(members: Iterable[Mapping[str, Any]], output: str) -> str:
+    """``get clusters`` output for MemberCluster objects: a table (``table``/``wide``), json or yaml."""
+    rows = [cluster_row(mc) for mc in members]
+    if output in ("json", "yaml"):
+        return format_rows(rows, [], output)
+    columns = CLUSTER_COLUMNS + (CLUSTER_WIDE_COLUMNS if output == "wide" else [])
+    return format_rows([cluster_cells(r) for r in rows], columns, output)
+
+
 def _cmd_get_clusters(args: argparse.Namespace) -> int:
     from flotilla import kube
     from flotilla.api import GROUP_VERSION
 
-    rows = []
-    for mc in kube.list_objects(_hub(args), GROUP_VERSION, "MemberCluster"):
-        st = mc.get("status") or {}
-        summary = st.get("resourceSummary") or {}
-        models = summary.get("gpuModels") or []
-        ready = _condition(mc, "Ready")
-        rows.append(
-            {
-                "name": mc["metadata"]["name"],
-                "ready": ready.get("status", "Unknown"),
-                "reason": ready.get("reason", ""),
-                "gpusFree": sum(m.get("free", 0) for m in models),
-                "gpusTotal": sum(m.get("total", 0) for m in models),
-                "gpuModels": ",".join(f"{m['model']}x{m.get('total', 0)}" for m in models),
-                "nodes": (st.get("nodeSummary") or {}).get("totalNum", 0),
-                "version": st.get("kubernetesVersion", ""),
-            }
-        )
-    columns = [("NAME", "name"), ("READY", "ready"), ("GPUS FREE", "gpusFree"), ("GPUS TOTAL", "gpusTotal")]
-    columns += [("GPU MODELS", "gpuModels"), ("NODES", "nodes")]
-    if args.output == "wide":
-        columns += [("REASON", "reason"), ("VERSION", "version")]
-    _emit(rows, columns, args.output)
+    print(render_clusters(kube.list_objects(_hub(args), GROUP_VERSION, "MemberCluster"), args.output), end="")
     return 0
 
 
@@ -320,8 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("-o", "--output", choices=["table", "json"], default="table")
 
     def hub_options(p: argparse.ArgumentParser, namespaced: bool = True) -> None:
-        p.add_argument("--kubeconfig", help="hub kubeconfig (default: KUBECONFIG, then the local rig's hub)")
+        p.add_argument(
+            "--kubeconfig",
+            help="hub kubeconfig (default: KUBECONFIG, then the local rig's hub, then ~/.kube/config)",
+        )
+        p.add_argument("--context", help="kubeconfig context to use (default: its current-context)")
         p.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
+        p.set_defaults(hub_command=True)
         if namespaced:
             p.add_argument("-n", "--namespace", default="default")
             p.add_argument("-A", "--all-namespaces", action="store_true")
@@ -358,7 +536,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.monotonic()
-    rc: int = args.func(args)
+    try:
+        rc: int = args.func(args)
+    except Exception as exc:
+        # Hub commands: API, connection and kubeconfig errors are one line; anything else is a bug.
+        line = error_line(exc) if getattr(args, "hub_command", False) else None
+        if line is None:
+            raise
+        print(f"flotilla: error: {line}", file=sys.stderr)
+        return 1
     if os.environ.get("FLOTILLA_TIMING"):
         print(f"({time.monotonic() - t0:.1f}s)", file=sys.stderr)
     return rc

@@ -61,7 +61,7 @@ def test_member_a_inventory_summary_and_apis(
         manager, "a", lambda s: s.ready and _free_gpus(s) == 40, "member a Ready with 40 free GPUs"
     )
     assert a.reason == "Ready"
-    assert a.node_summary == {"totalNum": 5, "readyNum": 5}
+    assert a.node_summary == {"totalNum": 5, "readyNum": 5, "cordonedNum": 0}
     assert a.resource_summary is not None
     assert a.resource_summary["allocatable"][GPU_RESOURCE] == "40"
     assert a.resource_summary["gpuModels"] == [

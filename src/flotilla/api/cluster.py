@@ -106,6 +106,7 @@ class NodeSummary(KubeModel):
 
     total_num: NonNegInt32 = Field(default=0, description="Nodes.")
     ready_num: NonNegInt32 = Field(default=0, description="Ready nodes.")
+    cordoned_num: NonNegInt32 = Field(default=0, description="Cordoned nodes (spec.unschedulable), Ready or not.")
 
 
 class MemberClusterStatus(ObjectStatus):

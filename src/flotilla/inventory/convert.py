@@ -10,6 +10,7 @@ the inventory's watches use) or ``kubernetes.client`` models (converted to API J
 * :func:`pod_info` - a Pod as :class:`~flotilla.scheduler.cache.PodInfo`, or ``None`` when it
   holds no resources (not bound to a node yet, or Succeeded/Failed).
 * :func:`pod_requests` - the pod's effective requests, computed as kube-scheduler does.
+* :func:`node_is_cordoned` - whether a Node is cordoned (``spec.unschedulable``).
 * :func:`resource_summary` / :func:`node_summary` - ``status.resourceSummary`` and
   ``status.nodeSummary`` of a MemberCluster.
 """
@@ -33,6 +34,7 @@ __all__ = [
     "format_quantity",
     "format_resource_list",
     "node_info",
+    "node_is_cordoned",
     "node_is_ready",
     "node_summary",
     "pod_info",
@@ -114,6 +116,11 @@ def _condition_true(status: Mapping[str, Any], kind: str) -> bool:
 def node_is_ready(obj: Any) -> bool:
     """Whether the node's ``Ready`` condition is True (cordoning does not matter here)."""
     return _condition_true(as_dict(obj).get("status") or {}, "Ready")
+
+
+def node_is_cordoned(obj: Any) -> bool:
+    """Whether the node is cordoned (``spec.unschedulable``), Ready or not."""
+    return bool((as_dict(obj).get("spec") or {}).get("unschedulable"))
 
 
 def node_info(obj: Any) -> NodeInfo:
@@ -253,6 +260,11 @@ def resource_summary(nodes: Iterable[NodeInfo], used: Mapping[str, Mapping[str, 
     }
 
 
-def node_summary(total: int, ready: int) -> dict[str, int]:
-    """``status.nodeSummary``: all nodes and those whose Ready condition is True."""
-    return {"totalNum": total, "readyNum": ready}
+def node_summary(total: int, ready: int, cordoned: int = 0) -> dict[str, int]:
+    """``status.nodeSummary``: all nodes, those whose Ready condition is True (cordoned or not),
+    and those cordoned (``spec.unschedulable``, Ready or not).
+
+    ``cordonedNum`` is always present, 0 included: the status is merge-patched, so an omitted
+    field would keep its last value.
+    """
+    return {"totalNum": total, "readyNum": ready, "cordonedNum": cordoned}

@@ -15,7 +15,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from flotilla.inventory.convert import node_info, node_is_ready, node_summary, pod_info, resource_summary
+from flotilla.inventory.convert import (
+    node_info,
+    node_is_cordoned,
+    node_is_ready,
+    node_summary,
+    pod_info,
+    resource_summary,
+)
 from flotilla.scheduler.cache import PodInfo, SchedulerCache
 from flotilla.scheduler.quantity import ResourceList
 from flotilla.scheduler.snapshot import ClusterInfo, NodeInfo, Taint
@@ -70,6 +77,7 @@ class MemberInventory:
         self.api_enablements: frozenset[str] | None = None
         self._nodes: dict[str, NodeInfo] = {}
         self._ready_nodes: set[str] = set()
+        self._cordoned_nodes: set[str] = set()
         self._pods: dict[str, PodInfo] = {}
         self._used: dict[str, ResourceList] = {}
 
@@ -136,24 +144,31 @@ class MemberInventory:
         return self.replace_node_infos(self.node_entry(o) for o in objects)
 
     @staticmethod
-    def node_entry(obj: Any) -> tuple[NodeInfo, bool]:
-        """What a Node list keeps of one item: its NodeInfo and whether its Ready condition is True."""
-        return node_info(obj), node_is_ready(obj)
+    def node_entry(obj: Any) -> tuple[NodeInfo, bool, bool]:
+        """What a Node list keeps of one item: its NodeInfo, whether its Ready condition is True
+        and whether it is cordoned."""
+        return node_info(obj), node_is_ready(obj), node_is_cordoned(obj)
 
-    def replace_node_infos(self, entries: Iterable[tuple[NodeInfo, bool]]) -> Change:
+    def replace_node_infos(self, entries: Iterable[tuple[NodeInfo, bool, bool]]) -> Change:
         """:meth:`replace_nodes` with items already converted by :meth:`node_entry`."""
         infos: dict[str, NodeInfo] = {}
         ready: set[str] = set()
-        for info, is_ready in entries:
+        cordoned: set[str] = set()
+        for info, is_ready, is_cordoned in entries:
             infos[info.name] = info
             if is_ready:
                 ready.add(info.name)
+            if is_cordoned:
+                cordoned.add(info.name)
         with self.lock:
             old = self._nodes
             same = old.keys() == infos.keys() and all(_same_node(old[n], infos[n]) for n in infos)
+            counts_same = ready == self._ready_nodes and cordoned == self._cordoned_nodes
             self._ready_nodes = ready
+            self._cordoned_nodes = cordoned
             if same:
-                return Change.NONE
+                # Only nodeSummary may differ (e.g. a NotReady node was cordoned).
+                return Change.NONE if counts_same else Change.CHANGED
             self._nodes = infos
             self.cache.update_cluster(self._cluster_info())
             return Change.CHANGED | Change.FREED
@@ -162,17 +177,24 @@ class MemberInventory:
         """One watch event (``ADDED``/``MODIFIED``/``DELETED``) for a Node."""
         info = node_info(obj)
         ready = node_is_ready(obj)
+        cordoned = node_is_cordoned(obj)
         with self.lock:
             if event == "DELETED":
                 self._ready_nodes.discard(info.name)
+                self._cordoned_nodes.discard(info.name)
                 if self._nodes.pop(info.name, None) is None:
                     return Change.NONE
                 self.cache.remove_node(self.name, info.name)
                 return Change.CHANGED
+            counts_same = (info.name in self._ready_nodes) == ready and (
+                info.name in self._cordoned_nodes
+            ) == cordoned
             (self._ready_nodes.add if ready else self._ready_nodes.discard)(info.name)
+            (self._cordoned_nodes.add if cordoned else self._cordoned_nodes.discard)(info.name)
             old = self._nodes.get(info.name)
             if old is not None and _same_node(old, info):
-                return Change.NONE
+                # Only nodeSummary may differ (e.g. a NotReady node was cordoned).
+                return Change.NONE if counts_same else Change.CHANGED
             self._nodes[info.name] = info
             self.cache.upsert_node(self.name, info)
             if old is None and info.name in self._used:  # re-added: the cache dropped its pods
@@ -251,7 +273,11 @@ class MemberInventory:
         with self.lock:
             return (
                 resource_summary(self._nodes.values(), self._used),
-                node_summary(len(self._nodes), len(self._ready_nodes & self._nodes.keys())),
+                node_summary(
+                    len(self._nodes),
+                    len(self._ready_nodes & self._nodes.keys()),
+                    len(self._cordoned_nodes & self._nodes.keys()),
+                ),
             )
 
     def counts(self) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import urllib.error
 import urllib.request
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from flotilla import yamlout
 
 
 @dataclass
@@ -73,9 +76,9 @@ class ClusterHandle:
         )
 
 
-def write_kubeconfig(path: Path, name: str, server: str, ca_file: Path, token: str) -> None:
+def kubeconfig_doc(name: str, server: str, ca_file: Path, token: str) -> dict[str, Any]:
     """A kubeconfig with one context named after the cluster, using a bearer token."""
-    doc = {
+    return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": name, "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
@@ -83,7 +86,16 @@ def write_kubeconfig(path: Path, name: str, server: str, ca_file: Path, token: s
         "contexts": [{"name": name, "context": {"cluster": name, "user": f"{name}-admin"}}],
         "current-context": name,
     }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def write_kubeconfig(path: Path, name: str, server: str, ca_file: Path, token: str) -> None:
+    """Write :func:`kubeconfig_doc` to ``path`` (mode 0600), every string quoted (see :mod:`flotilla.yamlout`:
+    a cluster named ``y``, ``no`` or ``0123`` stays a name for Go and Python readers alike)."""
+    text = yamlout.dump(kubeconfig_doc(name, server, ca_file, token))
+    # Created 0600 (it holds the admin token), never readable by others even for a moment.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
     path.chmod(0o600)
 
 
@@ -96,4 +108,4 @@ def inline_kubeconfig(handle: ClusterHandle) -> str:
         ca = c["cluster"].pop("certificate-authority", None)
         if ca:
             c["cluster"]["certificate-authority-data"] = base64.b64encode(Path(ca).read_bytes()).decode()
-    return str(yaml.safe_dump(doc, sort_keys=False))
+    return yamlout.dump(doc)

@@ -19,11 +19,17 @@ A fleet is a small YAML file::
 
 Errors are raised as :class:`FleetError` with the path of the offending field, e.g.
 ``members[1].nodePools[0].gpu.count: Input should be greater than or equal to 0``.
+
+Names are DNS labels, so every ``name`` is read as the text written: ``name: no``, ``name: y``,
+``name: null`` or ``name: 0123`` name clusters ``no``, ``y``, ``null`` and ``0123`` (plain YAML would
+read a boolean, null or the octal number 83). Other string fields (labels, ``product``, ``cpu``)
+follow YAML; a value YAML reads as a boolean, null or number is reported with a hint to quote it.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +202,15 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _message(error: Any) -> str:
+    msg = str(error["msg"])
+    value = error.get("input")
+    if error["type"] == "string_type" and (value is None or isinstance(value, bool | int | float)):
+        # YAML 1.1 read an unquoted yes/no/on/off/y/n/true/false/null or a number.
+        msg += f" (YAML read {value!r}: quote the value to keep it as text)"
+    return msg
+
+
 def parse_fleet(data: Any, source: str = "fleet") -> Fleet:
     """Validate a fleet description, turning pydantic errors into one message per field."""
     if not isinstance(data, dict):
@@ -203,13 +218,36 @@ def parse_fleet(data: Any, source: str = "fleet") -> Fleet:
     try:
         return Fleet.model_validate(data)
     except ValidationError as exc:
-        lines = [f"{_loc(e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()]
+        lines = [f"{_loc(e['loc']) or '<root>'}: {_message(e)}" for e in exc.errors()]
         raise FleetError(f"{source}: invalid fleet description:\n  " + "\n  ".join(lines)) from None
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+class _FleetLoader(yaml.SafeLoader):
+    """``SafeLoader`` that reads the plain scalar value of every ``name`` key as a string.
+
+    Cluster and pool names are DNS labels, and ``no``, ``on``, ``y``, ``null``, ``0123`` or ``1e3``
+    are DNS labels too: they must not turn into booleans, null or numbers.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        for key, value in node.value:
+            if (
+                isinstance(key, yaml.ScalarNode)
+                and key.tag == _STR_TAG
+                and key.value == "name"
+                and isinstance(value, yaml.ScalarNode)
+                and not value.style  # plain: quoted scalars are strings already
+            ):
+                value.tag = _STR_TAG
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_fleet(path: Path) -> Fleet:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_FleetLoader)  # a SafeLoader subclass
     except FileNotFoundError:
         raise FleetError(f"{path}: no such fleet file") from None
     except yaml.YAMLError as exc:

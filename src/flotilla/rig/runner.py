@@ -31,37 +31,57 @@ from pathlib import Path
 
 from kubernetes.client import ApiClient
 
-from flotilla import certs, kube
+from flotilla import certs, kube, yamlout
 from flotilla.rig.binaries import CORE_COMPONENTS, Binaries, ensure
 from flotilla.rig.cluster import ClusterHandle, write_kubeconfig
 from flotilla.rig.fleet import ClusterSpec, Fleet
 
 HUB_CONTROLLERS = "namespace,garbagecollector,serviceaccount,serviceaccount-token,clusterrole-aggregation"
+
+
 # Members bin-pack (MostAllocated, GPUs weighted, no spreading scores), as GPU clusters usually
 # configure it, so that single-GPU pods fill partly used nodes instead of breaking the whole
 # 8-GPU nodes that gangs need.
-SCHEDULER_CONFIG = """\
-apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-leaderElection: {{leaderElect: false}}
-clientConnection: {{kubeconfig: "{kubeconfig}", qps: 200, burst: 400}}
-profiles:
-  - schedulerName: default-scheduler
-    plugins:
-      score:
-        disabled:
-          - {{name: PodTopologySpread}}
-          - {{name: NodeResourcesBalancedAllocation}}
-    pluginConfig:
-      - name: NodeResourcesFit
-        args:
-          scoringStrategy:
-            type: MostAllocated
-            resources:
-              - {{name: nvidia.com/gpu, weight: 10}}
-              - {{name: cpu, weight: 1}}
-              - {{name: memory, weight: 1}}
-"""
+def scheduler_config(kubeconfig: Path) -> str:
+    """The kube-scheduler ``--config`` file of a member (strings quoted: see :mod:`flotilla.yamlout`)."""
+    return yamlout.dump(
+        {
+            "apiVersion": "kubescheduler.config.k8s.io/v1",
+            "kind": "KubeSchedulerConfiguration",
+            "leaderElection": {"leaderElect": False},
+            "clientConnection": {"kubeconfig": str(kubeconfig), "qps": 200, "burst": 400},
+            "profiles": [
+                {
+                    "schedulerName": "default-scheduler",
+                    "plugins": {
+                        "score": {
+                            "disabled": [
+                                {"name": "PodTopologySpread"},
+                                {"name": "NodeResourcesBalancedAllocation"},
+                            ]
+                        }
+                    },
+                    "pluginConfig": [
+                        {
+                            "name": "NodeResourcesFit",
+                            "args": {
+                                "scoringStrategy": {
+                                    "type": "MostAllocated",
+                                    "resources": [
+                                        {"name": "nvidia.com/gpu", "weight": 10},
+                                        {"name": "cpu", "weight": 1},
+                                        {"name": "memory", "weight": 1},
+                                    ],
+                                }
+                            },
+                        }
+                    ],
+                }
+            ],
+        }
+    )
+
+
 KWOK_STAGES = (
     "node/fast/node-initialize.yaml",
     "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
@@ -420,7 +440,7 @@ class Rig:
         self._spawn(name, "kube-controller-manager", b.kube_controller_manager, kcm_args)
         if spec is not None and spec.scheduler:
             config = d / "kube-scheduler.yaml"
-            config.write_text(SCHEDULER_CONFIG.format(kubeconfig=kubeconfig))
+            config.write_text(scheduler_config(kubeconfig))
             self._spawn(name, "kube-scheduler", b.kube_scheduler, [f"--config={config}", "--secure-port=0"])
         handle.pids = {p.name: p.popen.pid for p in self._procs[name]}
         return handle

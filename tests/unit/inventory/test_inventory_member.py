@@ -81,7 +81,7 @@ def test_lists_then_follows_the_watch(server: FakeApiServer, manager: InventoryM
     state = ready_with(manager, "m", 14)
     assert state.reason == "Ready"
     assert state.kubernetes_version == "v1.34.0-fake"
-    assert state.node_summary == {"totalNum": 2, "readyNum": 2}
+    assert state.node_summary == {"totalNum": 2, "readyNum": 2, "cordonedNum": 0}
     assert {
         "groupVersion": "kubeflow.org/v1",
         "resources": [{"name": "pytorchjobs", "kind": "PyTorchJob"}],
@@ -102,7 +102,10 @@ def test_lists_then_follows_the_watch(server: FakeApiServer, manager: InventoryM
     assert manager.wait_for_change(capacity, timeout=5, capacity=True) > capacity
 
     server.put("nodes", node("n3", unschedulable=True))
-    eventually(lambda: manager.state("m").node_summary == {"totalNum": 3, "readyNum": 3}, "third node")
+    eventually(
+        lambda: manager.state("m").node_summary == {"totalNum": 3, "readyNum": 3, "cordonedNum": 1},
+        "third node, cordoned",
+    )
     assert free_gpus(manager.state("m")) == 14  # cordoned: not schedulable capacity
     server.delete("nodes", node("n1"))
     ready_with(manager, "m", 8)

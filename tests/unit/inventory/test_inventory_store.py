@@ -69,7 +69,7 @@ def test_nodes_list_and_events() -> None:
     assert inv.replace_nodes([node("n3")]) & Change.CHANGED
     assert set(free_gpus(cache)) == {"n3"}
     _, nodes = inv.summaries()
-    assert nodes == {"totalNum": 1, "readyNum": 1}
+    assert nodes == {"totalNum": 1, "readyNum": 1, "cordonedNum": 0}
 
 
 def test_pod_events_charge_and_release_nodes() -> None:
@@ -130,3 +130,27 @@ def test_remove_and_republish() -> None:
     assert "m" not in cache.snapshot().clusters
     inv.publish()  # e.g. a new connection taking over: pods are re-added
     assert free_gpus(cache) == {"n1": 6}
+
+
+def test_node_summary_counts_cordoned_nodes_ready_or_not() -> None:
+    inv, cache = make()
+    inv.replace_nodes([node("n1"), node("n2", unschedulable=True), node("n3", ready="False")])
+    summary, nodes = inv.summaries()
+    assert nodes == {"totalNum": 3, "readyNum": 2, "cordonedNum": 1}
+    assert summary["allocatable"]["nvidia.com/gpu"] == "8"  # only n1 is schedulable
+    # Cordoning a NotReady node changes nothing the scheduler sees, but the summary changes.
+    assert inv.apply_node("MODIFIED", node("n3", ready="False", unschedulable=True)) == Change.CHANGED
+    assert inv.apply_node("MODIFIED", node("n3", ready="False", unschedulable=True)) == Change.NONE
+    assert inv.summaries()[1] == {"totalNum": 3, "readyNum": 2, "cordonedNum": 2}
+    assert inv.apply_node("MODIFIED", node("n1", unschedulable=True)) == Change.CHANGED | Change.FREED
+    summary, nodes = inv.summaries()
+    assert nodes == {"totalNum": 3, "readyNum": 2, "cordonedNum": 3}
+    assert summary["gpuModels"] == [] and summary["allocatable"] == {}
+    assert not any(n.ready for n in cache.snapshot().clusters["m"].nodes.values())
+    # A full re-list that only uncordons the NotReady node.
+    entries = [node("n1", unschedulable=True), node("n2", unschedulable=True), node("n3", ready="False")]
+    assert inv.replace_nodes(entries) == Change.CHANGED
+    assert inv.replace_nodes(entries) == Change.NONE
+    assert inv.summaries()[1] == {"totalNum": 3, "readyNum": 2, "cordonedNum": 2}
+    assert inv.apply_node("DELETED", node("n2")) == Change.CHANGED
+    assert inv.summaries()[1] == {"totalNum": 2, "readyNum": 1, "cordonedNum": 1}
