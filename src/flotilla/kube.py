@@ -18,6 +18,10 @@ from kubernetes.client import ApiClient, ApiException
 
 T = TypeVar("T")
 
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)
+"""(connect, read) seconds of every call: a member or hub that hangs cannot hold a thread."""
+LIST_PAGE = 500
+
 _discovery: dict[tuple[int, str], dict[str, tuple[str, bool]]] = {}
 
 
@@ -32,8 +36,11 @@ def request(
     body: Any = None,
     content_type: str | None = None,
     query: list[tuple[str, str]] | None = None,
+    timeout: tuple[float, float] | float = DEFAULT_TIMEOUT,
 ) -> Any:
-    """One REST call; non-2xx answers raise ``ApiException`` carrying the server's Status body."""
+    """One REST call; non-2xx answers raise ``ApiException`` carrying the server's Status body.
+
+    ``timeout`` is (connect, read) seconds, or one number for both."""
     headers = {"Accept": "application/json"}
     if content_type:
         headers["Content-Type"] = content_type
@@ -45,7 +52,7 @@ def request(
         body=body,
         auth_settings=["BearerToken"],
     )
-    response = api.call_api(method, url, header_params=headers, body=body)
+    response = api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
     response.read()
     if not 200 <= response.status <= 299:
         raise ApiException(http_resp=response)
@@ -136,8 +143,15 @@ def list_objects(
     if namespaced and namespace:
         path += f"/namespaces/{namespace}"
     query = [("labelSelector", label_selector)] if label_selector else []
-    items: list[dict[str, Any]] = request(api, "GET", f"{path}/{plural}", query=query).get("items", [])
-    return items
+    items: list[dict[str, Any]] = []
+    token = ""
+    while True:  # paginated: a large list never arrives as one huge answer
+        page = [*query, ("limit", str(LIST_PAGE))] + ([("continue", token)] if token else [])
+        doc = request(api, "GET", f"{path}/{plural}", query=page)
+        items += doc.get("items") or []
+        token = (doc.get("metadata") or {}).get("continue") or ""
+        if not token:
+            return items
 
 
 def delete(api: ApiClient, obj: dict[str, Any], wait: float = 0.0) -> None:

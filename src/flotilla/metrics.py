@@ -43,3 +43,26 @@ def observe_schedule(ok: bool, seconds: float) -> None:
     result = "scheduled" if ok else "unschedulable"
     SCHEDULE_ATTEMPTS.labels(result=result).inc()
     SCHEDULING_DURATION.labels(result=result).observe(seconds)
+
+
+# Work queues of the controllers, named like controller-runtime's (``workqueue_*``).
+WORKQUEUE_DEPTH = Gauge("flotilla_workqueue_depth", "Keys waiting in a controller's work queue.", ["name"])
+WORKQUEUE_ADDS = Counter("flotilla_workqueue_adds_total", "Keys added to a work queue.", ["name"])
+WORKQUEUE_RETRIES = Counter(
+    "flotilla_workqueue_retries_total", "Keys re-queued after a failure (with backoff).", ["name"]
+)
+WORKQUEUE_WORK_DURATION = Histogram(
+    "flotilla_workqueue_work_duration_seconds",
+    "Time a controller took to handle one key.",
+    ["name"],
+    buckets=_BUCKETS,
+)
+HUB_WRITES = Counter(
+    "flotilla_hub_writes_total",
+    "Writes to the hub API server by controller and kind.",
+    ["controller", "kind"],
+)
+MEMBER_WATCH_EVENTS = Counter(
+    "flotilla_member_watch_events_total", "Watch events of propagated copies by member.", ["cluster"]
+)
+LEADER = Gauge("flotilla_leader", "1 while this replica is the active (leader) operator.")

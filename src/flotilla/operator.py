@@ -1,7 +1,8 @@
-"""Kopf entry point: thin handlers that hand hub events to :class:`~flotilla.controllers.runtime.Runtime`.
+"""Kopf entry point: thin handlers that update the hub cache and enqueue keys for the controllers.
 
 Run with ``kopf run -m flotilla.operator -A --standalone`` (or ``python -m flotilla``) against the
-hub named by ``KUBECONFIG`` (or in-cluster credentials).
+hub named by ``KUBECONFIG`` (or in-cluster credentials). The controllers and their work queues
+live in :mod:`flotilla.controllers`; Kopf only delivers watch events.
 
 Settings (environment):
 
@@ -9,8 +10,12 @@ Settings (environment):
   unless ``FLOTILLA_METRICS_ADDR`` says otherwise;
 * ``FLOTILLA_HOLD_BACK`` (default ``true``) - suspend batch templates on the hub, for hubs that
   run workload controllers;
-* ``FLOTILLA_STATUS_INTERVAL`` (default 5 s) - member status collection and drift repair;
-* ``FLOTILLA_MEMBER_PROBE_INTERVAL`` (default 10 s) - member health probes.
+* ``FLOTILLA_MEMBER_STATUS_INTERVAL`` (default 5 s) - MemberCluster status refresh;
+* ``FLOTILLA_WORKERS`` (default 4) - workers per controller queue (scheduling always has one);
+* ``FLOTILLA_LEADER_ELECT`` (default ``false``; the Helm chart sets ``true``) - leader election
+  with a coordination.k8s.io Lease (``FLOTILLA_LEADER_ELECTION_NAMESPACE``,
+  ``FLOTILLA_LEADER_ELECTION_NAME``, ``FLOTILLA_LEASE_DURATION``, ``FLOTILLA_RENEW_DEADLINE``,
+  ``FLOTILLA_RETRY_PERIOD``): one active replica, the others keep their caches warm.
 """
 
 from __future__ import annotations
@@ -26,16 +31,15 @@ from typing import Any, cast
 
 import kopf
 
-from flotilla import API_GROUP, API_VERSION, __version__, kube, metrics
-from flotilla.api import GROUP_VERSION, ignored_field_message, ignored_fields_in
+from flotilla import API_GROUP, API_VERSION, __version__, metrics
+from flotilla.api import ignored_field_message, ignored_fields_in
+from flotilla.controllers.client import KubeClient
 from flotilla.controllers.custom_kinds import CustomKindWatch
-from flotilla.controllers.matching import policy_from_body
 from flotilla.controllers.members import MemberController
 from flotilla.controllers.runtime import Runtime
 from flotilla.interpreter import InterpreterRegistry
 from flotilla.scheduler import SchedulerCache
 
-STATUS_INTERVAL = float(os.environ.get("FLOTILLA_STATUS_INTERVAL", "5"))
 MEMBER_INTERVAL = float(os.environ.get("FLOTILLA_MEMBER_STATUS_INTERVAL", "5"))
 
 # Workload kinds with a built-in interpreter, watched on the hub as templates.
@@ -51,10 +55,15 @@ TEMPLATE_RESOURCES = (
 )
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    return os.environ.get(name, "true" if default else "false").strip().lower() in ("1", "true", "yes")
+
+
 class _State:
     runtime: Runtime | None = None
     members: MemberController | None = None
-    requeue: asyncio.Task[None] | None = None
+    leader_task: asyncio.Task[None] | None = None
+    hub_api: Any = None
     custom_watches: dict[tuple[str, str], CustomKindWatch] = {}
 
 
@@ -106,8 +115,8 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=API_GROUP, key="last-handled-configuration"
     )
-    # Only warnings and errors of Kopf's own log become Events: at INFO every handler and timer
-    # run would post one, which floods the hub under load. Flotilla posts its own decisions.
+    # Only warnings and errors of Kopf's own log become Events: at INFO every handler run would
+    # post one, which floods the hub under load. Flotilla posts its own decisions.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -118,65 +127,86 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         from prometheus_client import start_http_server
 
         start_http_server(port, addr=os.environ.get("FLOTILLA_METRICS_ADDR", "127.0.0.1"))
-    # Client calls run in threads: size the pool for many concurrent member/hub round trips
-    # (the default is min(32, cores + 4), 6 on a 2-core machine).
+    # Client calls run in threads: size the pool for concurrent member/hub round trips (the
+    # default is min(32, cores + 4), 6 on a 2-core machine). Every call has a timeout.
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(max_workers=int(os.environ.get("FLOTILLA_IO_THREADS", "48")))
+        ThreadPoolExecutor(max_workers=int(os.environ.get("FLOTILLA_IO_THREADS", "32")))
     )
-    hub = await asyncio.to_thread(_hub_client)
+    hub_api = await asyncio.to_thread(_hub_client)
     lock = threading.RLock()
     cache = SchedulerCache()
-    rt = Runtime(
-        hub=hub,
-        cache=cache,
-        lock=lock,
-        registry=InterpreterRegistry(),
-        hold_back=os.environ.get("FLOTILLA_HOLD_BACK", "true").lower() != "false",
-        emit_event=_emit,
-        loop=asyncio.get_running_loop(),
+    loop = asyncio.get_running_loop()
+    leading = threading.Event()
+
+    def on_member_change(name: str) -> None:
+        if STATE.runtime is not None:
+            STATE.runtime.notify_capacity_changed(name)
+
+    member_ctl = MemberController(
+        hub=hub_api, cache=cache, lock=lock, on_change=on_member_change, active=leading.is_set
     )
-    member_ctl = MemberController(hub=hub, cache=cache, lock=lock, on_change=rt.notify_capacity_changed)
-    rt.member_api = member_ctl.api
-    STATE.runtime, STATE.members = rt, member_ctl
-    await _preload(rt, logger)
-    STATE.requeue = asyncio.create_task(rt.requeue_loop())
+    rt = Runtime(
+        KubeClient(hub_api),
+        cache,
+        lock,
+        loop,
+        registry=InterpreterRegistry(),
+        member_api=member_ctl.api,
+        member_ready=member_ctl.ready,
+        member_names=member_ctl.inventory.names,
+        emit_event=_emit,
+        hold_back=_env_flag("FLOTILLA_HOLD_BACK", True),
+        workers=int(os.environ.get("FLOTILLA_WORKERS", "4")),
+        watch_kinds=tuple((f"{g}/{v}", k) for g, v, _p, k in TEMPLATE_RESOURCES),
+    )
+    STATE.runtime, STATE.members, STATE.hub_api = rt, member_ctl, hub_api
+    await rt.preload()
+
+    async def started_leading() -> None:
+        leading.set()
+        metrics.LEADER.set(1)
+        await rt.start()
+        logger.info("Flotilla %s is the active operator", __version__)
+
+    async def stopped_leading() -> None:
+        leading.clear()
+        metrics.LEADER.set(0)
+        await rt.stop()
+        logger.warning("Flotilla lost leadership: controllers stopped, caches kept warm")
+
+    if _env_flag("FLOTILLA_LEADER_ELECT", False):
+        from flotilla.leader import LeaderElector, default_identity, kube_lease_client
+
+        elector = LeaderElector(
+            kube_lease_client(hub_api),
+            os.environ.get("FLOTILLA_LEADER_ELECTION_NAMESPACE") or "flotilla-system",
+            os.environ.get("FLOTILLA_LEADER_ELECTION_NAME") or "flotilla-operator",
+            default_identity(),
+            lease_seconds=float(os.environ.get("FLOTILLA_LEASE_DURATION", "15")),
+            renew_deadline=float(os.environ.get("FLOTILLA_RENEW_DEADLINE", "10")),
+            retry_period=float(os.environ.get("FLOTILLA_RETRY_PERIOD", "2")),
+        )
+        STATE.leader_task = asyncio.create_task(elector.run(started_leading, stopped_leading))
+    else:
+        await started_leading()
     logger.info("Flotilla %s started", __version__)
-
-
-async def _preload(rt: Runtime, logger: kopf.Logger) -> None:
-    """Load policies, PodGroups and customizations before any template event is handled.
-
-    Kopf watches kinds concurrently: without this, a template seen right after a restart could
-    find no policy yet and have its binding (and its member copies) removed, then re-created."""
-    for kind in ("PropagationPolicy", "ClusterPropagationPolicy", "PodGroup", "InterpreterCustomization"):
-        try:
-            items = await asyncio.to_thread(kube.list_objects, rt.hub, GROUP_VERSION, kind)
-        except LookupError:
-            continue  # CRD not installed yet: its events will fill the gap
-        for body in items:
-            body.setdefault("kind", kind)
-            body.setdefault("apiVersion", GROUP_VERSION)
-            if kind == "PodGroup":
-                rt.pod_groups[(body["metadata"].get("namespace") or "", body["metadata"]["name"])] = body
-            elif kind == "InterpreterCustomization":
-                with contextlib.suppress(ValueError):  # reported as an Event by its handler
-                    rt.registry.register_customization(dict(body["spec"]))
-            else:
-                policy = policy_from_body(body)
-                rt.policies[policy.key] = policy
-    logger.info("preloaded %d policies and %d PodGroups", len(rt.policies), len(rt.pod_groups))
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
-    if STATE.requeue is not None:
-        STATE.requeue.cancel()
+    if STATE.leader_task is not None:
+        STATE.leader_task.cancel()  # releases the Lease, so a standby takes over at once
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await STATE.leader_task
+    if STATE.runtime is not None:
+        await STATE.runtime.stop()
     for watch in STATE.custom_watches.values():
         await asyncio.to_thread(watch.stop)
     STATE.custom_watches.clear()
     if STATE.members is not None:
         await asyncio.to_thread(STATE.members.stop_all)
-    STATE.runtime = STATE.members = STATE.requeue = None
+    STATE.runtime = STATE.members = None
+    STATE.leader_task = None
 
 
 # ------------------------------------------------------------------ templates
@@ -185,7 +215,7 @@ def _register_template_handlers() -> None:
 
         @kopf.on.event(group, version, plural, id=f"template-{plural}")
         async def on_template(type: str | None, body: kopf.Body, **_: Any) -> None:
-            await runtime().on_template(type, body)
+            runtime().on_template(type, body)
 
 
 _register_template_handlers()
@@ -198,12 +228,12 @@ async def on_policy(type: str | None, body: kopf.Body, **_: Any) -> None:
     if type in (None, "ADDED", "MODIFIED"):
         for path in ignored_fields_in(dict(body)):
             _emit(body, "Warning", "IgnoredField", ignored_field_message(path))
-    await runtime().on_policy(type, body)
+    runtime().on_policy(type, body)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, "podgroups")
 async def on_pod_group(type: str | None, body: kopf.Body, **_: Any) -> None:
-    await runtime().on_pod_group(type, body)
+    runtime().on_pod_group(type, body)
 
 
 @kopf.on.event(API_GROUP, API_VERSION, "interpretercustomizations")
@@ -222,39 +252,23 @@ async def on_customization(type: str | None, body: kopf.Body, **_: Any) -> None:
     except ValueError as exc:
         _emit(body, "Warning", "InvalidCustomization", str(exc))
         return
+    rt.watch_kinds.add(key)
     builtin = any((f"{g}/{v}", k) == key for g, v, _p, k in TEMPLATE_RESOURCES)
-    if not builtin and key not in STATE.custom_watches and rt.loop is not None:
-        watch = CustomKindWatch(rt.hub.configuration, key[0], key[1], rt.on_template, rt.loop, rt.hub)
+    if not builtin and key not in STATE.custom_watches:
+
+        async def on_event(event_type: str | None, obj: Mapping[str, Any]) -> None:
+            runtime().on_template(event_type, obj)
+
+        watch = CustomKindWatch(STATE.hub_api.configuration, key[0], key[1], on_event, rt.loop, STATE.hub_api)
         STATE.custom_watches[key] = watch
         watch.start()
+    rt.rematch()
 
 
 # ------------------------------------------------------------------- bindings
 @kopf.on.event(API_GROUP, API_VERSION, "resourcebindings")
 async def on_binding(type: str | None, body: kopf.Body, **_: Any) -> None:
-    if type == "DELETED":
-        return
-    await runtime().on_binding(body)
-
-
-@kopf.on.delete(API_GROUP, API_VERSION, "resourcebindings")
-async def on_binding_deleted(body: kopf.Body, **_: Any) -> None:
-    try:
-        await runtime().on_binding_deleted(body)
-    except RuntimeError as exc:
-        raise kopf.TemporaryError(str(exc), delay=10) from exc
-
-
-@kopf.timer(
-    API_GROUP,
-    API_VERSION,
-    "resourcebindings",
-    interval=STATUS_INTERVAL,
-    initial_delay=STATUS_INTERVAL,
-    idle=1,
-)
-async def collect_binding_status(body: kopf.Body, **_: Any) -> None:
-    await runtime().collect_status(body)
+    runtime().on_binding(type, body)
 
 
 # ------------------------------------------------------------- member clusters

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from operator_support import binding, install_flotilla_crds, member_ready, register_member, running_operator
+from operator_support import (
+    GROUP_VERSION,
+    binding,
+    install_flotilla_crds,
+    member_ready,
+    register_member,
+    running_operator,
+)
 from test_operator import WAIT, _deployment, _ns, _policy, _replicas_on
 
 from flotilla import kube
@@ -62,3 +69,44 @@ def test_operator_restart_loses_and_duplicates_nothing(
             kube.wait_for(
                 lambda n=name: _replicas_on(members, ns, n) == {}, timeout=WAIT, what=f"{name} removed"
             )
+
+
+def test_orphaned_copy_removed_after_start(hub: ClusterHandle, members: dict[str, ClusterHandle]) -> None:
+    """A binding deleted while the operator was down leaves copies on members; the next start removes them."""
+    install_flotilla_crds(hub)
+    for member in members.values():
+        register_member(hub, member)
+    api = hub.api_client()
+    ns = _ns(hub, "orphan")
+    placement = {"clusterAffinity": {"clusterNames": ["b"]}}
+    with running_operator(hub):
+        kube.apply(api, _policy(ns, "orphan", "Deployment", "apps/v1", placement))
+        kube.apply(api, _policy(ns, "kept", "Deployment", "apps/v1", placement))
+        kube.apply(api, _deployment(ns, "orphan", 1))
+        kube.apply(api, _deployment(ns, "kept", 1))
+        for name in ("orphan", "kept"):
+            kube.wait_for(
+                lambda n=name: _replicas_on(members, ns, n) == {"b": 1}, timeout=WAIT, what=f"{name} on b"
+            )
+    kept_uid = kube.get(members["b"].api_client(), "apps/v1", "Deployment", "kept", ns)["metadata"]["uid"]  # type: ignore[index]
+    # The operator is down: the template and its binding go, the copy on b stays behind.
+    kube.delete(api, _policy(ns, "orphan", "Deployment", "apps/v1", placement))
+    kube.delete(api, _deployment(ns, "orphan", 1))
+    kube.delete(
+        api,
+        {
+            "apiVersion": GROUP_VERSION,
+            "kind": "ResourceBinding",
+            "metadata": {"name": "orphan-deployment", "namespace": ns},
+        },
+        wait=WAIT,
+    )
+    assert _replicas_on(members, ns, "orphan") == {"b": 1}
+    with running_operator(hub):
+        kube.wait_for(
+            lambda: _replicas_on(members, ns, "orphan") == {}, timeout=WAIT, what="the orphaned copy removed"
+        )
+        copy = kube.get(members["b"].api_client(), "apps/v1", "Deployment", "kept", ns)
+        assert copy is not None and copy["metadata"]["uid"] == kept_uid  # untouched, not recreated
+        kube.delete(api, _deployment(ns, "kept", 1))
+        kube.wait_for(lambda: _replicas_on(members, ns, "kept") == {}, timeout=WAIT, what="kept removed")

@@ -193,6 +193,17 @@ class AggregatedStatusItem(KubeModel):
     cluster_name: str = Field(description="MemberCluster name.")
     applied: bool | None = Field(default=None, description="Whether the copy was applied.")
     applied_message: str | None = Field(default=None, description="Why applying failed, if it did.")
+    applied_generation: NonNegInt64 | None = Field(
+        default=None,
+        description="metadata.generation of the member copy as Flotilla last applied it (drift check).",
+    )
+    member_uid: str | None = Field(default=None, description="metadata.uid of the member copy.")
+    applied_time: Timestamp | None = Field(default=None, description="When the copy was last applied.")
+    applied_hash: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Digest of what was applied (the copy and its dependencies): unchanged means no apply.",
+    )
     health: Health | None = Field(default=None, description="Healthy, Unhealthy or Unknown.")
     status: JsonObject | None = Field(default=None, description="The copy's status as the member reports it.")
 

@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes.client import ApiClient, ApiException
 
 from flotilla import kube, metrics
-from flotilla.controllers.runtime import with_condition
+from flotilla.controllers.common import with_condition
 from flotilla.inventory import InventoryManager
 from flotilla.inventory.client import InventoryError, load_kubeconfig
 from flotilla.scheduler import SchedulerCache
@@ -42,11 +42,22 @@ class MemberController:
     cache: SchedulerCache
     lock: threading.RLock
     on_change: Callable[[str], None] = lambda _name: None
+    active: Callable[[], bool] = lambda: True
+    """Whether this replica leads: a standby keeps its inventory warm but writes nothing."""
     inventory: InventoryManager = field(init=False)
     _clients: dict[str, tuple[str, ApiClient]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.inventory = InventoryManager(self.cache, self.lock, on_change=self.on_change)
+
+    def ready(self, name: str) -> bool:
+        """Whether the member is connected and Ready (its figures are live)."""
+        if name not in self._clients:
+            return False
+        try:
+            return self.inventory.state(name).ready
+        except KeyError:
+            return False
 
     def api(self, name: str) -> ApiClient | None:
         """An ApiClient for a connected member (None when it has no usable kubeconfig)."""
@@ -91,7 +102,8 @@ class MemberController:
         else:
             self._clients.pop(name, None)
             self.inventory.unregister(name)
-        self._publish(name, body, problem)
+        if self.active():
+            self._publish(name, body, problem)
 
     def _publish(self, name: str, body: dict[str, Any], problem: tuple[str, str] | None) -> None:
         previous = list((body.get("status") or {}).get("conditions") or [])

@@ -128,7 +128,7 @@ def test_pod_group_roles_match_case_insensitively_and_unknown_roles_are_errors()
 
 
 def test_divide_exactly_scales_pod_counts_to_the_divisible_replicas() -> None:
-    from flotilla.controllers.runtime import divide_exactly
+    from flotilla.controllers.common import divide_exactly
 
     assert divide_exactly(9, {"a": 3, "b": 6}) == {"a": 3, "b": 6}
     assert divide_exactly(4, {"b": 5}) == {"b": 4}  # RayCluster: head + 4 workers -> 4 worker replicas

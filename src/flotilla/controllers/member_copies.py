@@ -1,0 +1,239 @@
+"""Watches of the copies Flotilla propagated: one label-filtered list+watch per member and kind.
+
+Status, drift repair and orphan removal are driven by these watches, never by polling: a
+change of a copy on a member (its status, a hand edit, a deletion) reaches the controllers as
+the binding key named by the copy's ownership labels. Idle cost is zero; cost grows with
+changes, not with objects.
+
+Threads: one per (member, kind), named ``flotilla-copies-<member>-<kind>``. The cache they fill
+is guarded by one lock; ``on_event(cluster, binding_key)`` is called on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes.client import ApiClient, ApiException
+
+from flotilla import kube, metrics
+from flotilla.interpreter.keys import (
+    LABEL_BINDING_NAME,
+    LABEL_BINDING_NAMESPACE,
+    LABEL_MANAGED_BY,
+    MANAGED_BY_VALUE,
+)
+from flotilla.inventory.client import MemberClient
+
+log = logging.getLogger("flotilla")
+
+Obj = dict[str, Any]
+Key = tuple[str, str]
+WatchKey = tuple[str, str, str]  # (cluster, apiVersion, kind)
+CopyRef = tuple[str, str, str, str, str]  # (cluster, apiVersion, kind, namespace, name)
+SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"
+WATCH_SECONDS = 240
+PAGE = 500
+
+
+def binding_of(obj: Obj) -> Key | None:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    name = labels.get(LABEL_BINDING_NAME)
+    if labels.get(LABEL_MANAGED_BY) != MANAGED_BY_VALUE or not name:
+        return None
+    return (labels.get(LABEL_BINDING_NAMESPACE) or "", name)
+
+
+def _lite(obj: Obj) -> Obj:
+    meta = dict(obj.get("metadata") or {})
+    meta.pop("managedFields", None)
+    return {**obj, "metadata": meta}
+
+
+class MemberCopies:
+    def __init__(self, on_event: Callable[[str, Key], None], loop: asyncio.AbstractEventLoop) -> None:
+        self._on_event = on_event
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._objects: dict[WatchKey, dict[Key, Obj]] = {}
+        self._by_binding: dict[Key, set[CopyRef]] = {}
+        self._synced: set[WatchKey] = set()
+        self._watches: dict[WatchKey, _Watch] = {}
+
+    # -- reading (any thread) --------------------------------------------------------------
+    def get(
+        self, cluster: str, api_version: str, kind: str, namespace: str, name: str
+    ) -> tuple[bool, Obj | None]:
+        """``(known, copy)``: known is False until the watch of that member and kind has listed."""
+        wkey = (cluster, api_version, kind)
+        with self._lock:
+            if wkey not in self._synced:
+                return False, None
+            return True, self._objects.get(wkey, {}).get((namespace, name))
+
+    def copies_of(self, binding: Key) -> set[CopyRef]:
+        with self._lock:
+            return set(self._by_binding.get(binding, ()))
+
+    def bindings(self, cluster: str | None = None) -> set[Key]:
+        """Binding keys named by the copies seen (on one member, or on all)."""
+        with self._lock:
+            return {
+                k
+                for k, refs in self._by_binding.items()
+                if cluster is None or any(r[0] == cluster for r in refs)
+            }
+
+    def synced(self, cluster: str, api_version: str, kind: str) -> bool:
+        with self._lock:
+            return (cluster, api_version, kind) in self._synced
+
+    def watching(self) -> list[WatchKey]:
+        return sorted(self._watches)
+
+    # -- watches (event loop) ----------------------------------------------------------------
+    def ensure(self, cluster: str, api: ApiClient, api_version: str, kind: str) -> None:
+        """Start the watch of ``kind`` on ``cluster`` if it is not running (cheap when it is)."""
+        wkey = (cluster, api_version, kind)
+        current = self._watches.get(wkey)
+        if current is not None and current.api is api:
+            return
+        if current is not None:  # the member's connection changed (new kubeconfig)
+            current.stop()
+        watch = _Watch(self, wkey, api)
+        self._watches[wkey] = watch
+        watch.start()
+
+    def stop_cluster(self, cluster: str) -> None:
+        for wkey in [w for w in self._watches if w[0] == cluster]:
+            self._watches.pop(wkey).stop()
+            self._replace(wkey, None)
+
+    def stop_all(self) -> None:
+        for wkey in list(self._watches):
+            self._watches.pop(wkey).stop()
+
+    # -- updates (watch threads) ----------------------------------------------------------------
+    def _notify(self, cluster: str, keys: set[Key]) -> None:
+        for key in keys:
+            self._loop.call_soon_threadsafe(self._on_event, cluster, key)
+
+    def _index(self, wkey: WatchKey, name: Key, obj: Obj | None, old: Obj | None) -> set[Key]:
+        cluster, api_version, kind = wkey
+        ref = (cluster, api_version, kind, name[0], name[1])
+        touched = set()
+        for body, add in ((old, False), (obj, True)):
+            if body is None:
+                continue
+            bkey = binding_of(body)
+            if bkey is None:
+                continue
+            touched.add(bkey)
+            refs = self._by_binding.setdefault(bkey, set())
+            if add:
+                refs.add(ref)
+            else:
+                refs.discard(ref)
+                if not refs:
+                    del self._by_binding[bkey]
+        return touched
+
+    def _replace(self, wkey: WatchKey, items: list[Obj] | None) -> None:
+        """A fresh list (None: the watch stopped and its objects are no longer known)."""
+        with self._lock:
+            old = self._objects.pop(wkey, {})
+            touched: set[Key] = set()
+            for name, body in old.items():
+                touched |= self._index(wkey, name, None, body)
+            if items is None:
+                self._synced.discard(wkey)
+            else:
+                fresh = {}
+                for item in items:
+                    meta = item["metadata"]
+                    name = (meta.get("namespace") or "", meta["name"])
+                    fresh[name] = _lite(item)
+                    touched |= self._index(wkey, name, fresh[name], None)
+                self._objects[wkey] = fresh
+                self._synced.add(wkey)
+        self._notify(wkey[0], touched)
+
+    def _apply_event(self, wkey: WatchKey, event_type: str, obj: Obj) -> None:
+        meta = obj["metadata"]
+        name = (meta.get("namespace") or "", meta["name"])
+        with self._lock:
+            bucket = self._objects.setdefault(wkey, {})
+            old = bucket.pop(name, None)
+            new = None if event_type == "DELETED" else _lite(obj)
+            if new is not None:
+                bucket[name] = new
+            touched = self._index(wkey, name, new, old)
+        metrics.MEMBER_WATCH_EVENTS.labels(cluster=wkey[0]).inc()
+        self._notify(wkey[0], touched)
+
+
+class _Watch:
+    def __init__(self, owner: MemberCopies, wkey: WatchKey, api: ApiClient) -> None:
+        self.owner, self.wkey, self.api = owner, wkey, api
+        self._client = MemberClient(api.configuration)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"flotilla-copies-{wkey[0]}-{wkey[2]}", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._client.abort()
+
+    def _list(self, path: str) -> tuple[list[Obj], str]:
+        items: list[Obj] = []
+        token = ""
+        while True:
+            query = [("labelSelector", SELECTOR), ("limit", str(PAGE))] + (
+                [("continue", token)] if token else []
+            )
+            doc = self._client.get(path, query)
+            items += doc.get("items") or []
+            token = (doc.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items, str(doc["metadata"]["resourceVersion"])
+
+    def _run(self) -> None:
+        cluster, api_version, kind = self.wkey
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                plural, _namespaced = kube.resolve(self.api, api_version, kind)
+                path = ("/apis/" if "/" in api_version else "/api/") + f"{api_version}/{plural}"
+                items, version = self._list(path)
+                self.owner._replace(self.wkey, items)
+                backoff = 0.5
+                while not self._stop.is_set():
+                    query = [
+                        ("labelSelector", SELECTOR),
+                        ("resourceVersion", version),
+                        ("timeoutSeconds", str(WATCH_SECONDS)),
+                        ("allowWatchBookmarks", "true"),
+                    ]
+                    for event in self._client.watch(path, query, timeout=WATCH_SECONDS + 30):
+                        obj = event.get("object") or {}
+                        kind_of = event.get("type")
+                        if kind_of == "ERROR":
+                            raise ApiException(status=int(obj.get("code") or 500), reason=obj.get("message"))
+                        version = obj.get("metadata", {}).get("resourceVersion", version)
+                        if kind_of in ("ADDED", "MODIFIED", "DELETED"):
+                            self.owner._apply_event(self.wkey, str(kind_of), obj)
+            except LookupError:
+                self._stop.wait(30)  # the member does not serve the kind (yet)
+            except Exception as exc:  # 410 Gone, connection lost, ...: list again after a pause
+                if self._stop.is_set():
+                    return
+                log.debug("copies watch %s %s on %s restarts: %s", api_version, kind, cluster, exc)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)

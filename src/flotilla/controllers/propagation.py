@@ -1,0 +1,348 @@
+"""Propagation: member copies of a binding's template, and the durable record of what was applied where.
+
+Keyed by binding ``(namespace, name)``. For each chosen cluster the interpreted copy is
+server-side applied only when something changed: the binding's status records, per cluster,
+the digest of what was applied (the copy and its ConfigMaps/Secrets), the copy's generation
+and UID, and when; a copy whose digest is unchanged and whose generation and UID on the member
+(seen by the member watch) match the record is left alone. So a restart re-applies nothing,
+and drift (a hand edit bumps the copy's generation; a deletion removes it) is repaired.
+
+Copies on clusters no longer chosen are deleted, and so are orphans: copies whose ownership
+labels name a binding that no longer exists (its binding was deleted while the operator was
+down) or that no longer targets that cluster. All results, and the decision handed over by the
+scheduling controller, are written in one status update, only when something changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubernetes.client import ApiException
+
+from flotilla import FIELD_MANAGER, metrics
+from flotilla.controllers.client import Client
+from flotilla.controllers.common import now, same_conditions, with_condition
+from flotilla.controllers.hubstate import HubState, Key, status_items, targets
+from flotilla.controllers.member_copies import MemberCopies
+from flotilla.controllers.scheduling import Decision, decided, summary_of
+from flotilla.controllers.workloads import BINDING_API_VERSION
+from flotilla.interpreter import Interpreter, InterpreterRegistry, dependencies, prepare_for_member
+
+log = logging.getLogger("flotilla")
+
+MemberClients = Callable[[str], Client | None]
+APPLIED_FIELDS = ("applied", "appliedMessage", "appliedGeneration", "memberUID", "appliedTime", "appliedHash")
+
+
+def digest(objs: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(json.dumps(objs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class PropagationController:
+    def __init__(
+        self,
+        hub: Client,
+        state: HubState,
+        registry: InterpreterRegistry,
+        copies: MemberCopies,
+        member_client: MemberClients,
+        ensure_watch: Callable[[str, str, str], None],
+        on_applied: Callable[[Key], None],
+    ) -> None:
+        self.hub, self.state, self.registry, self.copies = hub, state, registry, copies
+        self.member_client = member_client
+        self.ensure_watch = ensure_watch
+        self.on_applied = on_applied
+        self._decisions: dict[Key, Decision] = {}
+        self._namespaces: set[tuple[str, str]] = set()
+        self.tombstones: dict[Key, dict[str, Any]] = {}
+
+    def note_decision(self, key: Key, decision: Decision) -> None:
+        """Called by the scheduling controller (on the loop): record it with the next status write."""
+        self._decisions[key] = decision
+
+    def binding_deleted(self, body: Mapping[str, Any]) -> None:
+        """The binding's last state, so its copies can be found and removed."""
+        meta = body["metadata"]
+        self.tombstones[(meta.get("namespace") or "", meta["name"])] = dict(body)
+
+    # ------------------------------------------------------------------ reconcile
+    async def reconcile(self, key: Key) -> None:
+        binding = self.state.bindings.get(key)
+        if binding is None or binding["metadata"].get("deletionTimestamp"):
+            await self._remove_all(key, binding)
+            return
+        self.tombstones.pop(key, None)
+        template = self.state.template_of(binding)
+        interpreter = self.registry.get(*_gvk(binding))
+        if template is None or interpreter is None:
+            return  # the detector removes the binding of a template that is gone
+        if not decided(binding):
+            return  # no decision for the current inputs yet: keep the copies as they are until then
+        chosen = targets(binding)
+        records = status_items(binding)
+        stray = self._stray_clusters(key, binding, chosen)
+        results = await asyncio.to_thread(
+            self._sync, key, binding, template, interpreter, chosen, records, stray
+        )
+        await self._record(key, results)
+
+    def _stray_clusters(self, key: Key, binding: Mapping[str, Any], chosen: Mapping[str, Any]) -> set[str]:
+        """Clusters holding a copy (recorded, or seen by the member watch) that are not chosen."""
+        api_version, kind = _gvk(binding)
+        name = binding["spec"]["resource"]["name"]
+        seen = {r[0] for r in self.copies.copies_of(key) if (r[1], r[2], r[4]) == (api_version, kind, name)}
+        return (set(status_items(binding)) | seen) - set(chosen)
+
+    def _sync(
+        self,
+        key: Key,
+        binding: dict[str, Any],
+        template: dict[str, Any],
+        interpreter: Interpreter,
+        chosen: Mapping[str, int | None],
+        records: Mapping[str, dict[str, Any]],
+        stray: set[str],
+    ) -> dict[str, dict[str, Any] | None]:
+        """Blocking (a worker thread): apply and delete; returns new records (None: copy removed)."""
+        api_version, kind = template["apiVersion"], template["kind"]
+        name = template["metadata"]["name"]
+        results: dict[str, dict[str, Any] | None] = {}
+        deps: list[dict[str, Any]] | None = None
+        assignment = {n: r for n, r in chosen.items() if r is not None}
+        for cluster, replicas in sorted(chosen.items()):
+            client = self.member_client(cluster)
+            record = records.get(cluster) or {"clusterName": cluster}
+            if client is None:
+                results[cluster] = {
+                    **record,
+                    "applied": False,
+                    "appliedMessage": "member cluster is not connected",
+                }
+                continue
+            self.ensure_watch(cluster, api_version, kind)
+            try:
+                obj = prepare_for_member(
+                    template, interpreter, replicas, cluster, key, assignment=assignment or None
+                )
+                if deps is None:
+                    deps = self._dependencies(template, interpreter)
+                member_deps = [prepare_for_member(d, None, None, cluster, key) for d in deps]
+                applied_hash = digest([obj, *member_deps])
+                if not self._needs_apply(cluster, api_version, kind, key[0], name, record, applied_hash):
+                    continue
+                started = time.perf_counter()
+                if key[0] and (cluster, key[0]) not in self._namespaces:
+                    client.ensure_namespace(key[0])
+                    self._namespaces.add((cluster, key[0]))
+                for dep in member_deps:
+                    client.apply(dep, FIELD_MANAGER)
+                stored = client.apply(obj, FIELD_MANAGER)
+                metrics.DISPATCHED.labels(cluster=cluster).inc()
+                metrics.PROPAGATION.observe(time.perf_counter() - started)
+                results[cluster] = {
+                    "clusterName": cluster,
+                    **{k: v for k, v in record.items() if k not in APPLIED_FIELDS and k != "clusterName"},
+                    "applied": True,
+                    "appliedGeneration": int(stored["metadata"].get("generation") or 0),
+                    "memberUID": stored["metadata"].get("uid"),
+                    "appliedTime": now(),
+                    "appliedHash": applied_hash,
+                }
+            except (ApiException, LookupError, ValueError, OSError) as exc:
+                reason = getattr(exc, "body", None) or str(exc)
+                results[cluster] = {
+                    **record,
+                    "applied": False,
+                    "appliedMessage": f"apply failed: {str(reason)[:500]}",
+                }
+                self._namespaces.discard((cluster, key[0]))
+        stub = {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"name": name, "namespace": key[0] or None},
+        }
+        for cluster in sorted(stray):
+            results[cluster] = self._delete_copy(cluster, stub, records.get(cluster))
+        return results
+
+    def _needs_apply(
+        self,
+        cluster: str,
+        api_version: str,
+        kind: str,
+        ns: str,
+        name: str,
+        record: Mapping[str, Any],
+        applied_hash: str,
+    ) -> bool:
+        if not record.get("applied") or record.get("appliedHash") != applied_hash:
+            return True
+        known, copy = self.copies.get(cluster, api_version, kind, ns, name)
+        if not known:
+            return False  # the member's watch has not listed yet: trust the record; its list will tell
+        if copy is None:
+            return True  # deleted on the member
+        meta = copy["metadata"]
+        return bool(
+            meta.get("uid") != record.get("memberUID")
+            or int(meta.get("generation") or 0) != int(record.get("appliedGeneration") or 0)
+        )
+
+    def _delete_copy(
+        self, cluster: str, stub: dict[str, Any], record: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        client = self.member_client(cluster)
+        base = record or {"clusterName": cluster}
+        if client is None:
+            return {
+                **base,
+                "applied": False,
+                "appliedMessage": "pending removal: member cluster is not connected",
+            }
+        try:
+            client.delete(stub)
+        except (ApiException, LookupError, OSError) as exc:
+            return {**base, "applied": False, "appliedMessage": f"pending removal: {str(exc)[:300]}"}
+        return None
+
+    def _dependencies(self, template: Mapping[str, Any], interpreter: Interpreter) -> list[dict[str, Any]]:
+        out = []
+        ns = template["metadata"].get("namespace")
+        for dep_kind, dep_name in dependencies(template, interpreter):
+            obj = self.hub.get("v1", dep_kind, dep_name, ns)
+            if obj is not None:
+                out.append(obj)
+        return out
+
+    # ------------------------------------------------------------------- status
+    async def _record(self, key: Key, results: Mapping[str, dict[str, Any] | None]) -> None:
+        binding = self.state.bindings.get(key)  # the latest: others may have written meanwhile
+        if binding is None:
+            return
+        meta = binding["metadata"]
+        generation = int(meta.get("generation") or 0)
+        status = binding.get("status") or {}
+        items = status_items(binding)
+        for cluster, record in results.items():
+            if record is None:
+                items.pop(cluster, None)
+            else:
+                # Keep what the status controller wrote (health, observed status) in the item.
+                kept = {k: v for k, v in items.get(cluster, {}).items() if k not in APPLIED_FIELDS}
+                items[cluster] = {**kept, **{k: v for k, v in record.items() if k in APPLIED_FIELDS}}
+                items[cluster]["clusterName"] = cluster
+                if record.get("applied"):
+                    items[cluster].pop("appliedMessage", None)
+        chosen = targets(binding) if decided(binding) else {}
+        conditions = list(status.get("conditions") or [])
+        new_status: dict[str, Any] = {}
+        decision = self._decisions.get(key)
+        if decided(binding) and status.get("schedulerObservedGeneration") != generation:
+            if decision is not None and decision.generation == generation:
+                message, explanation = decision.message, decision.explanation
+                new_status.update(explanation=explanation, lastScheduledTime=decision.time)
+            else:  # decided by an earlier run of the operator, which stopped before recording it
+                message = f"scheduled to {summary_of(binding['spec']['clusters'])}"
+            conditions = with_condition(conditions, "Scheduled", True, "Scheduled", message, generation)
+            new_status.update(
+                schedulerObservedGeneration=generation,
+                clustersSummary=summary_of(binding["spec"]["clusters"]),
+            )
+        if chosen:
+            failed = {
+                c: items.get(c, {}).get("appliedMessage", "not applied")
+                for c in chosen
+                if not items.get(c, {}).get("applied")
+            }
+            pending_removal = {c: i.get("appliedMessage", "") for c, i in items.items() if c not in chosen}
+            ok = not failed and not pending_removal
+            message = (
+                "applied to " + ",".join(sorted(chosen))
+                if ok
+                else "; ".join(f"{c}: {m}" for c, m in sorted({**failed, **pending_removal}.items()))
+            )
+            conditions = with_condition(
+                conditions, "FullyApplied", ok, "Applied" if ok else "ApplyFailed", message, generation
+            )
+        new_items = [items[c] for c in sorted(items)]
+        changed = (
+            new_items != list(status.get("aggregatedStatus") or [])
+            or not same_conditions(conditions, status.get("conditions"))
+            or any(status.get(k) != v for k, v in new_status.items())
+        )
+        if not changed:
+            self._decisions.pop(key, None)
+            return
+        body = {
+            "metadata": {"resourceVersion": meta.get("resourceVersion")},
+            "status": {**new_status, "aggregatedStatus": new_items, "conditions": conditions},
+        }
+        updated = await asyncio.to_thread(self.hub.patch, binding, body, "status")
+        metrics.HUB_WRITES.labels(controller="propagation", kind="ResourceBinding").inc()
+        self._decisions.pop(key, None)
+        self.state.put_binding(updated)
+        self.on_applied(key)
+
+    # ------------------------------------------------------------------ removal
+    async def _remove_all(self, key: Key, binding: Mapping[str, Any] | None) -> None:
+        """The binding is gone (or going): remove every copy it has anywhere."""
+        self._decisions.pop(key, None)
+        last = binding or self.tombstones.get(key)
+        refs = self.copies.copies_of(key)
+        stubs: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
+        for cluster, api_version, kind, ns, name in refs:
+            stubs[(cluster, api_version, kind, ns, name)] = {
+                "apiVersion": api_version,
+                "kind": kind,
+                "metadata": {"name": name, "namespace": ns or None},
+            }
+        if last is not None:
+            resource = last["spec"]["resource"]
+            for cluster in set(targets(last)) | set(status_items(last)):
+                ref = (cluster, resource["apiVersion"], resource["kind"], key[0], resource["name"])
+                stubs.setdefault(
+                    ref,
+                    {
+                        "apiVersion": resource["apiVersion"],
+                        "kind": resource["kind"],
+                        "metadata": {"name": resource["name"], "namespace": key[0] or None},
+                    },
+                )
+        if not stubs:
+            self.tombstones.pop(key, None)
+            return
+        if binding is None and last is None:
+            # Only the member watch knows these copies: make sure the binding is really gone
+            # before deleting (an orphan check after a cold start).
+            live = await asyncio.to_thread(
+                self.hub.get, BINDING_API_VERSION, "ResourceBinding", key[1], key[0] or None
+            )
+            if live is not None:
+                self.state.put_binding(live)
+                await self.reconcile(key)
+                return
+            log.info("removing orphaned copies of deleted binding %s/%s: %s", key[0], key[1], sorted(stubs))
+        errors = await asyncio.to_thread(self._delete_all, stubs)
+        if errors:
+            raise RuntimeError("could not remove every copy: " + "; ".join(errors))
+        self.tombstones.pop(key, None)
+
+    def _delete_all(self, stubs: Mapping[tuple[str, str, str, str, str], dict[str, Any]]) -> list[str]:
+        errors = []
+        for (cluster, *_rest), stub in sorted(stubs.items()):
+            result = self._delete_copy(cluster, stub, None)
+            if result is not None:
+                errors.append(f"{cluster}: {result['appliedMessage']}")
+        return errors
+
+
+def _gvk(binding: Mapping[str, Any]) -> tuple[str, str]:
+    resource = binding["spec"]["resource"]
+    return str(resource["apiVersion"]), str(resource["kind"])

@@ -1,0 +1,161 @@
+"""Status: member copies (from the member watches) -> binding status -> the template's status.
+
+Keyed by binding ``(namespace, name)``; fed by the member watches and by member readiness
+changes, never by a timer. A member that is not Ready contributes nothing to the template's
+aggregated status (its figures are stale) and its item's health says ``Unknown``. The
+aggregated status follows the kind's conventions: where member copies report
+``status.observedGeneration``, the hub template gets its own generation once every copy has
+observed the spec Flotilla applied from that generation, so ``kubectl rollout status`` and
+GitOps health checks work on the hub. The scheduler cache's reservation for the workload is
+confirmed when every chosen member reports its copy healthy, so the members' own pod reports
+take over from the guess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from kubernetes.client import ApiException
+
+from flotilla import metrics
+from flotilla.controllers.client import Client
+from flotilla.controllers.hubstate import HubState, Key, status_items, targets
+from flotilla.controllers.member_copies import MemberCopies
+from flotilla.controllers.propagation import APPLIED_FIELDS
+from flotilla.controllers.scheduling import decided
+from flotilla.interpreter import Health, InterpreterRegistry
+from flotilla.scheduler import SchedulerCache
+
+log = logging.getLogger("flotilla")
+
+
+class StatusController:
+    def __init__(
+        self,
+        hub: Client,
+        state: HubState,
+        registry: InterpreterRegistry,
+        copies: MemberCopies,
+        cache: SchedulerCache,
+        lock: threading.RLock,
+        member_ready: Callable[[str], bool],
+        on_capacity_changed: Callable[[], None],
+    ) -> None:
+        self.hub, self.state, self.registry, self.copies = hub, state, registry, copies
+        self.cache, self.lock = cache, lock
+        self.member_ready = member_ready
+        self.on_capacity_changed = on_capacity_changed
+
+    async def reconcile(self, key: Key) -> None:
+        binding = self.state.bindings.get(key)
+        if binding is None or binding["metadata"].get("deletionTimestamp") or not decided(binding):
+            return
+        template = self.state.template_of(binding)
+        resource = binding["spec"]["resource"]
+        interpreter = self.registry.get(resource["apiVersion"], resource["kind"])
+        if template is None or interpreter is None:
+            return
+        chosen = targets(binding)
+        items = status_items(binding)
+        per_cluster: dict[str, dict[str, Any]] = {}
+        healths: dict[str, Health] = {}
+        observed_all = True
+        for cluster in sorted(items):  # clusters propagation recorded; it creates the items
+            item = items[cluster]
+            known, copy = self.copies.get(
+                cluster, resource["apiVersion"], resource["kind"], key[0], resource["name"]
+            )
+            if not self.member_ready(cluster):
+                item = {k: v for k, v in item.items() if k in APPLIED_FIELDS or k == "clusterName"}
+                item["health"] = "Unknown"  # stale: the member does not answer
+                observed_all = False
+            elif copy is not None and cluster in chosen:
+                reflected = interpreter.reflect_status(copy)
+                health = interpreter.health(copy)
+                per_cluster[cluster], healths[cluster] = reflected, health
+                item = {**item, "status": reflected, "health": str(health.value)}
+                if not _observed(copy, item):
+                    observed_all = False
+            elif known and cluster in chosen:
+                item = {k: v for k, v in item.items() if k in APPLIED_FIELDS or k == "clusterName"}
+                item["health"] = "Unknown"
+                observed_all = False
+            else:
+                observed_all = observed_all and cluster not in chosen
+            items[cluster] = item
+        await self._write_binding(key, binding, items)
+        if set(healths) >= set(chosen) and all(h == Health.HEALTHY for h in healths.values()):
+            self._confirm(key)
+        aggregated = interpreter.aggregate_status(per_cluster) if per_cluster else {}
+        if not aggregated:
+            return
+        generation = template["metadata"].get("generation")
+        if generation is not None and any(
+            "observedGeneration" in (c.get("status") or {}) for c in self._copies(key, resource, chosen)
+        ):
+            current = (template.get("status") or {}).get("observedGeneration")
+            aggregated["observedGeneration"] = (
+                generation if observed_all and set(per_cluster) >= set(chosen) else current
+            )
+            if aggregated["observedGeneration"] is None:
+                aggregated.pop("observedGeneration")
+        current_status = template.get("status") or {}
+        if all(current_status.get(k) == v for k, v in aggregated.items()):
+            return
+        try:
+            updated = await asyncio.to_thread(self.hub.patch, template, {"status": aggregated}, "status")
+        except ApiException as exc:
+            if exc.status == 404:  # kinds without a status subresource, or the template is gone
+                return
+            raise
+        metrics.HUB_WRITES.labels(controller="status", kind=resource["kind"]).inc()
+        self.state.put_template(updated)
+
+    def _copies(
+        self, key: Key, resource: Mapping[str, Any], chosen: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        out = []
+        for cluster in chosen:
+            _known, copy = self.copies.get(
+                cluster, resource["apiVersion"], resource["kind"], key[0], resource["name"]
+            )
+            if copy is not None:
+                out.append(copy)
+        return out
+
+    def _confirm(self, key: Key) -> None:
+        with self.lock:
+            confirmed = self.cache.confirm(f"{key[0]}/{key[1]}")
+        if confirmed:
+            # The members now report these pods themselves: the reservation's guess of their
+            # nodes is gone, which can free capacity that waiting gangs need.
+            self.on_capacity_changed()
+
+    async def _write_binding(
+        self, key: Key, binding: dict[str, Any], items: dict[str, dict[str, Any]]
+    ) -> None:
+        status = binding.get("status") or {}
+        new_items = [items[c] for c in sorted(items)]
+        if new_items == list(status.get("aggregatedStatus") or []):
+            return
+        body = {
+            "metadata": {"resourceVersion": binding["metadata"].get("resourceVersion")},
+            "status": {"aggregatedStatus": new_items},
+        }
+        updated = await asyncio.to_thread(self.hub.patch, binding, body, "status")
+        metrics.HUB_WRITES.labels(controller="status", kind="ResourceBinding").inc()
+        self.state.put_binding(updated)
+
+
+def _observed(copy: Mapping[str, Any], item: Mapping[str, Any]) -> bool:
+    """Whether the member copy's controller has seen the spec Flotilla applied."""
+    generation = int(copy["metadata"].get("generation") or 0)
+    observed = (copy.get("status") or {}).get("observedGeneration")
+    if observed is not None and int(observed) < generation:
+        return False
+    applied = item.get("appliedGeneration")
+    return applied is None or int(applied) <= generation
