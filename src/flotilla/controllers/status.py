@@ -104,6 +104,12 @@ class StatusController:
             if aggregated["observedGeneration"] is None:
                 aggregated.pop("observedGeneration")
         current_status = template.get("status") or {}
+        # A field the members no longer report (a finished Job's ``active``) is removed from the
+        # hub's status too: a merge patch would otherwise keep the old value.
+        managed = set(getattr(interpreter, "status_fields", ())) | set(getattr(interpreter, "summed_fields", ()))
+        for field in managed & set(current_status) - set(aggregated):
+            if field != "observedGeneration":
+                aggregated[field] = None
         if all(current_status.get(k) == v for k, v in aggregated.items()):
             return
         try:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
@@ -31,6 +32,20 @@ log = logging.getLogger("flotilla")
 
 K = TypeVar("K", bound=Hashable)
 Handler = Callable[[K], Awaitable[float | None]]
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a failure: an API error's status and the server's message, not its headers."""
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            return f"{getattr(exc, 'status', '')} {json.loads(body).get('message', '')}"[:500]
+        except (ValueError, AttributeError):
+            pass
+    status = getattr(exc, "status", None)
+    if status is not None:
+        return f"{status} {getattr(exc, 'reason', '')}"[:500]
+    return str(exc).replace("\n", " ")[:500]
 
 
 class WorkQueue(Generic[K]):
@@ -167,7 +182,7 @@ class WorkQueue(Generic[K]):
                     self.name,
                     key,
                     type(exc).__name__,
-                    str(exc)[:300],
+                    describe(exc),
                     failures,
                     delay,
                 )
