@@ -13,9 +13,8 @@ Settings (environment):
 * ``FLOTILLA_MEMBER_STATUS_INTERVAL`` (default 5 s) - MemberCluster status refresh;
 * ``FLOTILLA_WORKERS`` (default 4) - workers per controller queue (scheduling always has one);
 * ``FLOTILLA_LEADER_ELECT`` (default ``false``; the Helm chart sets ``true``) - leader election
-  with a coordination.k8s.io Lease (``FLOTILLA_LEADER_ELECTION_NAMESPACE``,
-  ``FLOTILLA_LEADER_ELECTION_NAME``, ``FLOTILLA_LEASE_DURATION``, ``FLOTILLA_RENEW_DEADLINE``,
-  ``FLOTILLA_RETRY_PERIOD``): one active replica, the others keep their caches warm.
+  with a coordination.k8s.io Lease (see :class:`flotilla.leader.ElectionSettings`): one active
+  replica, the others keep their caches warm and take over when its Lease lapses.
 """
 
 from __future__ import annotations
@@ -38,6 +37,7 @@ from flotilla.controllers.custom_kinds import CustomKindWatch
 from flotilla.controllers.members import MemberController
 from flotilla.controllers.runtime import Runtime
 from flotilla.interpreter import InterpreterRegistry
+from flotilla.leader import ElectionSettings, kube_lease_client
 from flotilla.scheduler import SchedulerCache
 
 MEMBER_INTERVAL = float(os.environ.get("FLOTILLA_MEMBER_STATUS_INTERVAL", "5"))
@@ -172,20 +172,11 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         leading.clear()
         metrics.LEADER.set(0)
         await rt.stop()
-        logger.warning("Flotilla lost leadership: controllers stopped, caches kept warm")
+        logger.info("Flotilla stopped leading: controllers stopped, caches kept warm")
 
-    if _env_flag("FLOTILLA_LEADER_ELECT", False):
-        from flotilla.leader import LeaderElector, default_identity, kube_lease_client
-
-        elector = LeaderElector(
-            kube_lease_client(hub_api),
-            os.environ.get("FLOTILLA_LEADER_ELECTION_NAMESPACE") or "flotilla-system",
-            os.environ.get("FLOTILLA_LEADER_ELECTION_NAME") or "flotilla-operator",
-            default_identity(),
-            lease_seconds=float(os.environ.get("FLOTILLA_LEASE_DURATION", "15")),
-            renew_deadline=float(os.environ.get("FLOTILLA_RENEW_DEADLINE", "10")),
-            retry_period=float(os.environ.get("FLOTILLA_RETRY_PERIOD", "2")),
-        )
+    election = ElectionSettings.from_env()
+    if election.enabled:
+        elector = election.elector(kube_lease_client(hub_api))
         STATE.leader_task = asyncio.create_task(elector.run(started_leading, stopped_leading))
     else:
         await started_leading()

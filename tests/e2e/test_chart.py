@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,6 +19,7 @@ MATRIX = [
     ["--set", "metrics.serviceMonitor.enabled=true", "--set", "replicaCount=2"],
     ["--set", "crds.install=false", "--set", "serviceAccount.create=false"],
     ["--set", "crds.keep=false", "--set", "metrics.enabled=false", "--set", "operator.logLevel=debug"],
+    ["--set", "leaderElection.enabled=false"],
 ]
 
 
@@ -44,7 +46,9 @@ def test_values_schema_rejects_bad_values() -> None:
     assert "replicaCount" in result.stderr
 
 
-@pytest.mark.parametrize("extra", MATRIX, ids=["default", "monitor-ha", "no-crds-no-sa", "no-metrics"])
+@pytest.mark.parametrize(
+    "extra", MATRIX, ids=["default", "monitor-ha", "no-crds-no-sa", "no-metrics", "no-leader-election"]
+)
 def test_rendered_objects_are_accepted_by_the_api_server(hub: ClusterHandle, extra: list[str]) -> None:
     docs = render(extra)
     kinds = {d["kind"] for d in docs}
@@ -56,3 +60,59 @@ def test_rendered_objects_are_accepted_by_the_api_server(hub: ClusterHandle, ext
         if doc["kind"] == "ServiceMonitor":
             continue  # no Prometheus operator on the rig's hub
         kube.apply(api, doc, field_manager="helm-dry-run", dry_run=True)
+
+
+@pytest.mark.parametrize(
+    ("extra", "elect"),
+    [
+        ([], "true"),
+        (["--set", "leaderElection.enabled=false"], "false"),
+        (["--set", "leaderElection.enabled=false", "--set", "replicaCount=2"], "true"),
+    ],
+    ids=["default", "disabled", "disabled-but-two-replicas"],
+)
+def test_leader_election_through_a_lease(extra: list[str], elect: str) -> None:
+    docs: list[dict[str, Any]] = render(extra)
+    (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert not any(str(arg).startswith("--peering") for arg in container["args"])
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["FLOTILLA_LEADER_ELECT"] == elect
+    assert env["FLOTILLA_LEADER_ELECTION_NAMESPACE"] == "flotilla-system"
+    assert env["FLOTILLA_LEADER_ELECTION_NAME"] == "flotilla-operator"
+    assert env["FLOTILLA_LEASE_DURATION"] == "15"
+    assert env["FLOTILLA_RENEW_DEADLINE"] == "10"
+    assert env["FLOTILLA_RETRY_PERIOD"] == "2"
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    for role in (d for d in docs if d["kind"] == "ClusterRole"):
+        assert all("kopf.dev" not in rule["apiGroups"] for rule in role["rules"])
+    roles = [d for d in docs if d["kind"] == "Role"]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    if elect == "false":
+        assert roles == [] and bindings == []
+        return
+    (role,) = roles
+    (binding,) = bindings
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "flotilla-system"
+    grants = {
+        (verb, tuple(rule.get("resourceNames", ())))
+        for rule in role["rules"]
+        if rule["apiGroups"] == ["coordination.k8s.io"] and rule["resources"] == ["leases"]
+        for verb in rule["verbs"]
+    }
+    assert grants == {("create", ()), ("get", ("flotilla-operator",)), ("update", ("flotilla-operator",))}
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+
+
+def test_leader_election_periods_must_nest() -> None:
+    result = helm(
+        "template",
+        "fl",
+        str(CHART),
+        "--kube-version",
+        "1.34.4",
+        "--set",
+        "leaderElection.renewDeadlineSeconds=20",
+    )
+    assert result.returncode != 0
+    assert "leaseDurationSeconds > renewDeadlineSeconds > retryPeriodSeconds" in result.stderr

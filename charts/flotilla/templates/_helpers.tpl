@@ -28,6 +28,15 @@ app.kubernetes.io/name: {{ include "flotilla.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
+{{/* "true" when replicas elect a leader through a Lease: leaderElection.enabled, or more than one replica. */}}
+{{- define "flotilla.leaderElect" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) -}}
+true
+{{- else -}}
+false
+{{- end -}}
+{{- end -}}
+
 {{- define "flotilla.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "flotilla.fullname" .) .Values.serviceAccount.name -}}
