@@ -134,6 +134,18 @@ def scrape(port: int) -> dict[str, float]:
     return out
 
 
+def writes_by_controller(port: int) -> dict[str, float]:
+    import urllib.request
+
+    out: dict[str, float] = {}
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith("flotilla_hub_writes_total{"):
+                labels, value = line.rsplit(" ", 1)
+                out[labels.split("{", 1)[1].rstrip("}")] = float(value)
+    return out
+
+
 def wait_settled(port: int, quiet: float = 3.0, timeout: float = 300.0) -> float:
     """Seconds until the operator's queues are empty and it has added no key for ``quiet`` s."""
     start = time.monotonic()
@@ -177,6 +189,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="40 workloads")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--restart", action="store_true", help="then restart the operator and check it")
+    parser.add_argument("--log", type=Path, help="keep the operator's log here")
     args = parser.parse_args()
     n = 40 if args.quick else args.workloads
 
@@ -273,6 +286,7 @@ def main() -> int:
                 f" {result['hub_writes_per_workload']} hub writes per workload;"
                 f" idle with {n} bindings: {result['idle_cpu_percent']} % of one core"
             )
+            print("  hub writes by controller:", json.dumps(writes_by_controller(port)))
             if args.restart:
                 result.update(restart(rig, hub, operator, port, Path(tmp), n))
                 operator = result.pop("operator")
@@ -289,6 +303,10 @@ def main() -> int:
                         operator.kill()
                         operator.wait()
             finally:
+                if args.log:
+                    args.log.write_bytes(
+                        b"".join(f.read_bytes() for f in sorted(Path(tmp).glob("operator*.log")))
+                    )
                 rig.down()
 
 

@@ -25,7 +25,7 @@ LIST_PAGE = 500
 _discovery: dict[tuple[int, str], dict[str, tuple[str, bool]]] = {}
 
 
-def _group_path(api_version: str) -> str:
+def group_path(api_version: str) -> str:
     return f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
 
 
@@ -66,7 +66,7 @@ def resolve(api: ApiClient, api_version: str, kind: str) -> tuple[str, bool]:
         table = _discovery.get(key)
         if table is None or attempt == 1:
             try:
-                doc = request(api, "GET", _group_path(api_version))
+                doc = request(api, "GET", group_path(api_version))
             except ApiException as exc:
                 if exc.status == 404:
                     table = {}
@@ -87,7 +87,7 @@ def resolve(api: ApiClient, api_version: str, kind: str) -> tuple[str, bool]:
 def object_path(api: ApiClient, obj: dict[str, Any], *, with_name: bool = True) -> str:
     plural, namespaced = resolve(api, obj["apiVersion"], obj["kind"])
     meta = obj.get("metadata", {})
-    base = _group_path(obj["apiVersion"])
+    base = group_path(obj["apiVersion"])
     if namespaced:
         base += f"/namespaces/{meta.get('namespace') or 'default'}"
     base += f"/{plural}"
@@ -139,7 +139,7 @@ def list_objects(
     label_selector: str | None = None,
 ) -> list[dict[str, Any]]:
     plural, namespaced = resolve(api, api_version, kind)
-    path = _group_path(api_version)
+    path = group_path(api_version)
     if namespaced and namespace:
         path += f"/namespaces/{namespace}"
     query = [("labelSelector", label_selector)] if label_selector else []

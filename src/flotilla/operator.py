@@ -11,7 +11,7 @@ Settings (environment):
 * ``FLOTILLA_HOLD_BACK`` (default ``true``) - suspend batch templates on the hub, for hubs that
   run workload controllers;
 * ``FLOTILLA_MEMBER_STATUS_INTERVAL`` (default 5 s) - MemberCluster status refresh;
-* ``FLOTILLA_WORKERS`` (default 4) - workers per controller queue (scheduling always has one);
+* ``FLOTILLA_WORKERS`` (default 8) - workers per controller queue;
 * ``FLOTILLA_LEADER_ELECT`` (default ``false``; the Helm chart sets ``true``) - leader election
   with a coordination.k8s.io Lease (see :class:`flotilla.leader.ElectionSettings`): one active
   replica, the others keep their caches warm and take over when its Lease lapses.
@@ -31,9 +31,9 @@ from typing import Any, cast
 import kopf
 
 from flotilla import API_GROUP, API_VERSION, __version__, metrics
-from flotilla.api import ignored_field_message, ignored_fields_in
+from flotilla.api import GROUP_VERSION, ignored_field_message, ignored_fields_in
 from flotilla.controllers.client import KubeClient
-from flotilla.controllers.custom_kinds import CustomKindWatch
+from flotilla.controllers.hub_watch import HubWatch
 from flotilla.controllers.members import MemberController
 from flotilla.controllers.runtime import Runtime
 from flotilla.interpreter import InterpreterRegistry
@@ -43,15 +43,15 @@ from flotilla.scheduler import SchedulerCache
 MEMBER_INTERVAL = float(os.environ.get("FLOTILLA_MEMBER_STATUS_INTERVAL", "5"))
 
 # Workload kinds with a built-in interpreter, watched on the hub as templates.
-TEMPLATE_RESOURCES = (
-    ("apps", "v1", "deployments", "Deployment"),
-    ("apps", "v1", "statefulsets", "StatefulSet"),
-    ("batch", "v1", "jobs", "Job"),
-    ("jobset.x-k8s.io", "v1alpha2", "jobsets", "JobSet"),
-    ("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob"),
-    ("serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService"),
-    ("leaderworkerset.x-k8s.io", "v1", "leaderworkersets", "LeaderWorkerSet"),
-    ("ray.io", "v1", "rayjobs", "RayJob"),
+TEMPLATE_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("batch/v1", "Job"),
+    ("jobset.x-k8s.io/v1alpha2", "JobSet"),
+    ("kubeflow.org/v1", "PyTorchJob"),
+    ("serving.kserve.io/v1beta1", "InferenceService"),
+    ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),
+    ("ray.io/v1", "RayJob"),
 )
 
 
@@ -64,7 +64,7 @@ class _State:
     members: MemberController | None = None
     leader_task: asyncio.Task[None] | None = None
     hub_api: Any = None
-    custom_watches: dict[tuple[str, str], CustomKindWatch] = {}
+    hub_watches: dict[tuple[str, str], HubWatch] = {}
 
 
 STATE = _State()
@@ -156,11 +156,16 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         member_names=member_ctl.inventory.names,
         emit_event=_emit,
         hold_back=_env_flag("FLOTILLA_HOLD_BACK", True),
-        workers=int(os.environ.get("FLOTILLA_WORKERS", "4")),
-        watch_kinds=tuple((f"{g}/{v}", k) for g, v, _p, k in TEMPLATE_RESOURCES),
+        workers=int(os.environ.get("FLOTILLA_WORKERS", "8")),
+        watch_kinds=TEMPLATE_KINDS,
     )
     STATE.runtime, STATE.members, STATE.hub_api = rt, member_ctl, hub_api
     await rt.preload()
+    # Templates and bindings are watched by Flotilla's own threads (see hub_watch), after the
+    # preload so that no template is handled before the policies and bindings are known.
+    _watch(GROUP_VERSION, "ResourceBinding", rt.on_binding)
+    for api_version, kind in TEMPLATE_KINDS:
+        _watch(api_version, kind, rt.on_template)
 
     async def started_leading() -> None:
         leading.set()
@@ -183,6 +188,14 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
     logger.info("Flotilla %s started", __version__)
 
 
+def _watch(api_version: str, kind: str, on_event: Any) -> None:
+    if (api_version, kind) in STATE.hub_watches or STATE.runtime is None:
+        return
+    watch = HubWatch(STATE.hub_api, api_version, kind, on_event, STATE.runtime.loop)
+    STATE.hub_watches[(api_version, kind)] = watch
+    watch.start()
+
+
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
     if STATE.leader_task is not None:
@@ -191,25 +204,13 @@ async def cleanup(**_: Any) -> None:
             await STATE.leader_task
     if STATE.runtime is not None:
         await STATE.runtime.stop()
-    for watch in STATE.custom_watches.values():
+    for watch in STATE.hub_watches.values():
         await asyncio.to_thread(watch.stop)
-    STATE.custom_watches.clear()
+    STATE.hub_watches.clear()
     if STATE.members is not None:
         await asyncio.to_thread(STATE.members.stop_all)
     STATE.runtime = STATE.members = None
     STATE.leader_task = None
-
-
-# ------------------------------------------------------------------ templates
-def _register_template_handlers() -> None:
-    for group, version, plural, _kind in TEMPLATE_RESOURCES:
-
-        @kopf.on.event(group, version, plural, id=f"template-{plural}")
-        async def on_template(type: str | None, body: kopf.Body, **_: Any) -> None:
-            runtime().on_template(type, body)
-
-
-_register_template_handlers()
 
 
 # ------------------------------------------------------------------- policies
@@ -234,9 +235,10 @@ async def on_customization(type: str | None, body: kopf.Body, **_: Any) -> None:
     key = (str(target.get("apiVersion", "")), str(target.get("kind", "")))
     if type == "DELETED":
         rt.registry.unregister(*key)
-        watch = STATE.custom_watches.pop(key, None)
-        if watch is not None:
-            await asyncio.to_thread(watch.stop)
+        if key not in TEMPLATE_KINDS:
+            watch = STATE.hub_watches.pop(key, None)
+            if watch is not None:
+                await asyncio.to_thread(watch.stop)
         return
     try:
         rt.registry.register_customization(dict(body["spec"]))
@@ -244,22 +246,8 @@ async def on_customization(type: str | None, body: kopf.Body, **_: Any) -> None:
         _emit(body, "Warning", "InvalidCustomization", str(exc))
         return
     rt.watch_kinds.add(key)
-    builtin = any((f"{g}/{v}", k) == key for g, v, _p, k in TEMPLATE_RESOURCES)
-    if not builtin and key not in STATE.custom_watches:
-
-        async def on_event(event_type: str | None, obj: Mapping[str, Any]) -> None:
-            runtime().on_template(event_type, obj)
-
-        watch = CustomKindWatch(STATE.hub_api.configuration, key[0], key[1], on_event, rt.loop, STATE.hub_api)
-        STATE.custom_watches[key] = watch
-        watch.start()
+    _watch(key[0], key[1], rt.on_template)
     rt.rematch()
-
-
-# ------------------------------------------------------------------- bindings
-@kopf.on.event(API_GROUP, API_VERSION, "resourcebindings")
-async def on_binding(type: str | None, body: kopf.Body, **_: Any) -> None:
-    runtime().on_binding(type, body)
 
 
 # ------------------------------------------------------------- member clusters

@@ -197,7 +197,9 @@ class AggregatedStatusItem(KubeModel):
         default=None,
         description="metadata.generation of the member copy as Flotilla last applied it (drift check).",
     )
-    member_uid: str | None = Field(default=None, description="metadata.uid of the member copy.")
+    member_uid: str | None = Field(
+        default=None, alias="memberUID", description="metadata.uid of the member copy."
+    )
     applied_time: Timestamp | None = Field(default=None, description="When the copy was last applied.")
     applied_hash: str | None = Field(
         default=None,

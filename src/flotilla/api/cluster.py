@@ -106,7 +106,9 @@ class NodeSummary(KubeModel):
 
     total_num: NonNegInt32 = Field(default=0, description="Nodes.")
     ready_num: NonNegInt32 = Field(default=0, description="Ready nodes.")
-    cordoned_num: NonNegInt32 = Field(default=0, description="Cordoned nodes (spec.unschedulable), Ready or not.")
+    cordoned_num: NonNegInt32 = Field(
+        default=0, description="Cordoned nodes (spec.unschedulable), Ready or not."
+    )
 
 
 class MemberClusterStatus(ObjectStatus):

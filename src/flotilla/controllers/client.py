@@ -25,6 +25,10 @@ class Client(Protocol):
 
     def apply(self, obj: Obj, field_manager: str) -> Obj: ...
 
+    def create(self, obj: Obj, field_manager: str) -> Obj:
+        """POST; an existing object answers 409."""
+        ...
+
     def patch(self, obj: Obj, body: Obj, subresource: str | None = None) -> Obj:
         """A JSON merge patch; ``metadata.resourceVersion`` in ``body`` is a precondition (409)."""
         ...
@@ -56,6 +60,17 @@ class KubeClient:
 
     def apply(self, obj: Obj, field_manager: str) -> Obj:
         return kube.apply(self.api, obj, field_manager)
+
+    def create(self, obj: Obj, field_manager: str) -> Obj:
+        result: Obj = kube.request(
+            self.api,
+            "POST",
+            kube.object_path(self.api, obj, with_name=False),
+            obj,
+            "application/json",
+            [("fieldManager", field_manager)],
+        )
+        return result
 
     def patch(self, obj: Obj, body: Obj, subresource: str | None = None) -> Obj:
         return kube.patch(self.api, obj, body, subresource)

@@ -1,4 +1,7 @@
-"""Detector: workload template + policies -> ResourceBinding (one server-side apply, only on change).
+"""Detector: workload template + policies -> the ResourceBinding that should exist.
+
+The detector computes the binding; the scheduling controller writes it (with its decision, in
+one write) only when it differs from the cached one.
 
 Keyed by template ``(apiVersion, kind, namespace, name)``. Policy claims follow Karmada: the
 policy recorded in the binding's ``spec.policyRef`` keeps the workload while it still matches;
@@ -14,14 +17,14 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flotilla import API_GROUP, FIELD_MANAGER, metrics
+from flotilla import API_GROUP, metrics
 from flotilla.controllers.client import Client
 from flotilla.controllers.common import EmitEvent
 from flotilla.controllers.hubstate import HubState, Key, TemplateKey
 from flotilla.controllers.matching import MATCH_NONE, PolicyRef, best_policy, policy_strength
 from flotilla.controllers.workloads import (
     BINDING_API_VERSION,
-    SCHEDULING_HASH_ANNOTATION,
+    binding_is_current,
     binding_name,
     desired_binding,
     pod_group_name,
@@ -46,32 +49,6 @@ def preempts(candidate: PolicyRef, claimed: PolicyRef) -> bool:
     return candidate.priority > claimed.priority
 
 
-def _drop_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_none(v) for v in value]
-    return value
-
-
-def binding_is_current(existing: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
-    """Whether applying ``desired`` would change nothing the controllers read."""
-    if existing is None or existing["metadata"].get("deletionTimestamp"):
-        return False
-    emeta, dmeta = existing["metadata"], desired["metadata"]
-    if (emeta.get("annotations") or {}).get(SCHEDULING_HASH_ANNOTATION) != dmeta["annotations"][
-        SCHEDULING_HASH_ANNOTATION
-    ]:
-        return False
-    labels = emeta.get("labels") or {}
-    if any(labels.get(k) != v for k, v in dmeta["labels"].items()):
-        return False
-    owners = [o.get("uid") for o in emeta.get("ownerReferences") or ()]
-    if owners != [o.get("uid") for o in dmeta.get("ownerReferences") or ()]:
-        return False
-    return bool(_drop_none(existing["spec"].get("resource")) == _drop_none(desired["spec"]["resource"]))
-
-
 class Detector:
     def __init__(
         self,
@@ -80,10 +57,12 @@ class Detector:
         registry: InterpreterRegistry,
         emit: EmitEvent,
         on_binding_changed: Callable[[Key], None],
+        on_desired: Callable[[Key, dict[str, Any]], None],
         hold_back: bool = True,
     ) -> None:
         self.hub, self.state, self.registry, self.emit = hub, state, registry, emit
         self.on_binding_changed = on_binding_changed
+        self.on_desired = on_desired
         self.hold_back = hold_back
 
     def choose_policy(
@@ -149,12 +128,12 @@ class Detector:
         except ValueError as exc:
             self.emit(template, "Warning", "InvalidWorkload", str(exc))
             return
-        if not binding_is_current(existing, desired):
-            stored = await asyncio.to_thread(self.hub.apply, desired, FIELD_MANAGER)
-            metrics.HUB_WRITES.labels(controller="detector", kind="ResourceBinding").inc()
-            self.state.put_binding(stored)
-        # Scheduling looks at the (maybe new) inputs; propagation at the (maybe new) template.
-        self.on_binding_changed(bkey)
+        if binding_is_current(existing, desired):
+            self.on_binding_changed(bkey)  # propagation looks at the (maybe new) template
+        else:
+            # The scheduling controller writes it, with a decision when its inputs are new: the
+            # binding and its decision are one write.
+            self.on_desired(bkey, desired)
 
     async def _delete(self, binding: Mapping[str, Any]) -> None:
         stub = {

@@ -10,6 +10,8 @@ the echo of a write the operator made itself) is recognised and costs no reconci
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +66,8 @@ class HubState:
     policies: dict[str, PolicyRef] = field(default_factory=dict)
     pod_groups: dict[Key, Obj] = field(default_factory=dict)
     bindings: dict[Key, Obj] = field(default_factory=dict)
+    _status_locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
+    _writing: dict[Key, int] = field(default_factory=dict)
 
     # -- templates ------------------------------------------------------------------------
     def put_template(self, body: Mapping[str, Any]) -> bool:
@@ -108,7 +112,34 @@ class HubState:
         return True
 
     def drop_binding(self, key: Key) -> Obj | None:
+        lock = self._status_locks.get(key)
+        if lock is not None and not lock.locked():
+            del self._status_locks[key]
         return self.bindings.pop(key, None)
+
+    @contextlib.contextmanager
+    def writing(self, key: Key) -> Iterator[None]:
+        """Around a controller's own write of a binding: its watch echo can arrive before the
+        write's answer does, and must not start the other controllers on a half-known state
+        (the writer caches the answer and tells the others itself)."""
+        self._writing[key] = self._writing.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            self._writing[key] -= 1
+            if not self._writing[key]:
+                del self._writing[key]
+
+    def being_written(self, key: Key) -> bool:
+        return key in self._writing
+
+    def status_lock(self, key: Key) -> asyncio.Lock:
+        """Held by whoever writes the binding's status (propagation, status): each write starts
+        from the latest cached binding, so the two never overwrite each other or conflict."""
+        lock = self._status_locks.get(key)
+        if lock is None:
+            lock = self._status_locks[key] = asyncio.Lock()
+        return lock
 
     def bindings_on(self, cluster: str) -> Iterator[Key]:
         """Bindings that target ``cluster`` or record a copy applied there."""

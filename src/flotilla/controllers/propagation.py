@@ -67,10 +67,11 @@ class PropagationController:
         """Called by the scheduling controller (on the loop): record it with the next status write."""
         self._decisions[key] = decision
 
-    def binding_deleted(self, body: Mapping[str, Any]) -> None:
+    def binding_deleted(self, body: Mapping[str, Any] | None) -> None:
         """The binding's last state, so its copies can be found and removed."""
-        meta = body["metadata"]
-        self.tombstones[(meta.get("namespace") or "", meta["name"])] = dict(body)
+        if body is not None and body.get("spec"):
+            meta = body["metadata"]
+            self.tombstones[(meta.get("namespace") or "", meta["name"])] = dict(body)
 
     # ------------------------------------------------------------------ reconcile
     async def reconcile(self, key: Key) -> None:
@@ -223,6 +224,10 @@ class PropagationController:
 
     # ------------------------------------------------------------------- status
     async def _record(self, key: Key, results: Mapping[str, dict[str, Any] | None]) -> None:
+        async with self.state.status_lock(key):
+            await self._record_locked(key, results)
+
+    async def _record_locked(self, key: Key, results: Mapping[str, dict[str, Any] | None]) -> None:
         binding = self.state.bindings.get(key)  # the latest: others may have written meanwhile
         if binding is None:
             return
@@ -244,10 +249,14 @@ class PropagationController:
         conditions = list(status.get("conditions") or [])
         new_status: dict[str, Any] = {}
         decision = self._decisions.get(key)
-        if decided(binding) and status.get("schedulerObservedGeneration") != generation:
-            if decision is not None and decision.generation == generation:
-                message, explanation = decision.message, decision.explanation
-                new_status.update(explanation=explanation, lastScheduledTime=decision.time)
+        if decision is not None and decision.generation != generation:
+            decision = None  # a note about an older generation of the binding
+        if decided(binding) and (
+            decision is not None or status.get("schedulerObservedGeneration") != generation
+        ):
+            if decision is not None:
+                message = decision.message
+                new_status.update(explanation=decision.explanation, lastScheduledTime=decision.time)
             else:  # decided by an earlier run of the operator, which stopped before recording it
                 message = f"scheduled to {summary_of(binding['spec']['clusters'])}"
             conditions = with_condition(conditions, "Scheduled", True, "Scheduled", message, generation)
@@ -284,7 +293,8 @@ class PropagationController:
             "metadata": {"resourceVersion": meta.get("resourceVersion")},
             "status": {**new_status, "aggregatedStatus": new_items, "conditions": conditions},
         }
-        updated = await asyncio.to_thread(self.hub.patch, binding, body, "status")
+        with self.state.writing(key):
+            updated = await asyncio.to_thread(self.hub.patch, binding, body, "status")
         metrics.HUB_WRITES.labels(controller="propagation", kind="ResourceBinding").inc()
         self._decisions.pop(key, None)
         self.state.put_binding(updated)

@@ -43,7 +43,7 @@ from flotilla.scheduler import Scheduler, SchedulerCache
 
 log = logging.getLogger("flotilla")
 
-STATUS_COALESCE = 0.2
+STATUS_COALESCE = 0.3
 """Seconds the status controller lets member events gather before it writes (one write per burst)."""
 LEGACY_FINALIZER = f"{API_GROUP}/finalizer"
 """Kopf's finalizer, put on bindings by operator versions before 0.2; removed when seen."""
@@ -88,7 +88,13 @@ class Runtime:
             return client
 
         self.detector = Detector(
-            hub, self.state, self.registry, emit_event, self._binding_changed, hold_back=hold_back
+            hub,
+            self.state,
+            self.registry,
+            emit_event,
+            self._binding_changed,
+            self._desired,
+            hold_back=hold_back,
         )
         self.scheduling = SchedulingController(
             hub, self.state, cache, lock, emit_event, self._decided, scheduler=scheduler
@@ -113,9 +119,13 @@ class Runtime:
             self.notify_capacity_changed,
         )
         self.detector_queue: WorkQueue[TemplateKey] = WorkQueue("detector", self._detect, workers=workers)
-        self.scheduling_queue: WorkQueue[Key] = WorkQueue("scheduling", self.scheduling.reconcile, workers=1)
+        self.scheduling_queue: WorkQueue[Key] = WorkQueue(
+            "scheduling", self.scheduling.reconcile, workers=workers
+        )
         self.propagation_queue: WorkQueue[Key] = WorkQueue("propagation", self._propagate, workers=workers)
-        self.status_queue: WorkQueue[Key] = WorkQueue("status", self._status, workers=workers)
+        # Status is not on the path to the members: few workers, so that under load its keys wait
+        # (de-duplicated) and a burst of member events becomes one write, not a stampede.
+        self.status_queue: WorkQueue[Key] = WorkQueue("status", self._status, workers=2)
         self.queues = (self.detector_queue, self.scheduling_queue, self.propagation_queue, self.status_queue)
         self._capacity_handle: asyncio.TimerHandle | None = None
         self._ready: dict[str, bool] = {}
@@ -156,12 +166,12 @@ class Runtime:
     def on_binding(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         key = object_key(body)
         if event_type == "DELETED":
-            self.state.drop_binding(key)
-            self.propagation.binding_deleted(body)
-        elif not self.state.put_binding(body):
-            return  # the echo of a write this operator made (already cached)
+            last = self.state.drop_binding(key)
+            self.propagation.binding_deleted(body if body.get("spec") else last)
+        elif not self.state.put_binding(body) or self.state.being_written(key):
+            return  # the echo of a write this operator made (or is making): cached, nothing to do
         self._binding_changed(key)
-        self.status_queue.add(key)
+        self.status_queue.add_after(key, STATUS_COALESCE)
 
     def rematch(self, namespace: str | None = None) -> None:
         """Re-evaluate templates (of one namespace, or all) after a policy or PodGroup change."""
@@ -173,6 +183,10 @@ class Runtime:
     def _binding_changed(self, key: Key) -> None:
         self.scheduling_queue.add(key)
         self.propagation_queue.add(key)
+
+    def _desired(self, key: Key, desired: dict[str, Any]) -> None:
+        self.scheduling.note_desired(key, desired)
+        self.scheduling_queue.add(key)
 
     def _decided(self, key: Key, decision: Decision) -> None:
         self.propagation.note_decision(key, decision)

@@ -29,6 +29,7 @@ from flotilla import metrics
 from flotilla.controllers.client import Client
 from flotilla.controllers.common import (
     SCHEDULED_HASH_ANNOTATION,
+    SCHEDULER_FIELD_MANAGER,
     EmitEvent,
     divide_exactly,
     now,
@@ -36,9 +37,14 @@ from flotilla.controllers.common import (
     template_stub,
     with_condition,
 )
-from flotilla.controllers.hubstate import HubState, Key
-from flotilla.controllers.workloads import BINDING_API_VERSION, SCHEDULING_HASH_ANNOTATION, scheduler_workload
-from flotilla.scheduler import Scheduler, SchedulerCache, Unschedulable
+from flotilla.controllers.hubstate import HubState, Key, object_key
+from flotilla.controllers.workloads import (
+    BINDING_API_VERSION,
+    SCHEDULING_HASH_ANNOTATION,
+    binding_is_current,
+    scheduler_workload,
+)
+from flotilla.scheduler import Scheduler, SchedulerCache
 
 log = logging.getLogger("flotilla")
 
@@ -85,7 +91,7 @@ class SchedulingController:
         self.on_decided = on_decided
         self.scheduler = scheduler or Scheduler()
         self.pending: set[Key] = set()
-        self._pod_group_status: dict[Key, tuple[str, str | None, str]] = {}
+        self._desired: dict[Key, dict[str, Any]] = {}
 
     def release(self, key: Key) -> None:
         """Drop the reservation of a binding that is gone."""
@@ -100,76 +106,152 @@ class SchedulingController:
             self.pending.discard(key)
         metrics.PENDING.set(len(self.pending))
 
+    def note_desired(self, key: Key, desired: dict[str, Any]) -> None:
+        """Called by the detector (on the loop): the binding as it should be; written by the next run."""
+        self._desired[key] = desired
+
     async def reconcile(self, key: Key) -> None:
+        desired = self._desired.pop(key, None)
         binding = self.state.bindings.get(key)
-        if binding is None or binding["metadata"].get("deletionTimestamp"):
+        if binding is not None and binding["metadata"].get("deletionTimestamp"):
+            self.release(key)
+            return
+        if desired is not None and not binding_is_current(binding, desired):
+            try:
+                await self._write(key, binding, desired)
+            except Exception:
+                self._desired.setdefault(key, desired)  # retried with the key, unless newer came
+                raise
+            return
+        if binding is None:
             self.release(key)
             return
         if decided(binding):
             self._set_pending(key, False)
             return
-        await self._schedule(key, binding)
+        await self._write(key, binding, None)
 
-    async def _schedule(self, key: Key, binding: dict[str, Any]) -> None:
-        meta = binding["metadata"]
-        wl_key = f"{key[0]}/{key[1]}"
-        workload = scheduler_workload(binding)
-        started = time.perf_counter()
-        with self.lock:
-            self.cache.forget(wl_key)
-            outcome = self.scheduler.schedule(self.cache.snapshot(), workload)
+    async def _write(self, key: Key, binding: dict[str, Any] | None, desired: dict[str, Any] | None) -> None:
+        """Write the binding (created, or its spec updated) together with a decision when its
+        scheduling inputs are new: one write. ``desired`` None: decide for the binding as it is."""
+        target = desired if desired is not None else binding
+        assert target is not None
+        annotations = dict(target["metadata"].get("annotations") or {})
+        inputs = annotations.get(SCHEDULING_HASH_ANNOTATION, "")
+        current = dict((binding or {}).get("metadata", {}).get("annotations") or {})
+        decide = binding is None or not (
+            inputs and current.get(SCHEDULED_HASH_ANNOTATION) == inputs and binding["spec"].get("clusters")
+        )
+        targets: list[dict[str, Any]] | None = None
+        outcome: Any = None
+        elapsed = 0.0
+        if decide:
+            wl_key = f"{key[0]}/{key[1]}"
+            started = time.perf_counter()
+            with self.lock:
+                self.cache.forget(wl_key)
+                outcome = self.scheduler.schedule(self.cache.snapshot(), scheduler_workload(target))
+                if outcome.ok:
+                    self.cache.assume(wl_key, outcome.assignments)
+            elapsed = time.perf_counter() - started
+            metrics.observe_schedule(outcome.ok, elapsed)
             if outcome.ok:
-                self.cache.assume(wl_key, outcome.assignments)
-        elapsed = time.perf_counter() - started
-        metrics.observe_schedule(outcome.ok, elapsed)
-        generation = int(meta.get("generation") or 0)
-        if isinstance(outcome, Unschedulable):
+                targets = self._targets(target, outcome)
+                annotations[SCHEDULED_HASH_ANNOTATION] = inputs
+        try:
+            with self.state.writing(key):
+                stored = await self._store(binding, desired, annotations, targets)
+        except Exception:
+            if targets is not None:
+                self.release(key)  # the decision was not recorded: its reservation must not stay
+            raise
+        if stored is None:
+            return
+        if decide and outcome is not None and not outcome.ok:
             self._set_pending(key, True)
+            generation = int(stored["metadata"].get("generation") or 0)
             await self._record_unschedulable(
-                binding, outcome.message, outcome.explanation.to_dict(), generation
+                stored, outcome.message, outcome.explanation.to_dict(), generation
             )
             return
-        divisible = binding["spec"].get("replicas")
-        targets: list[dict[str, Any]]
-        if divisible is None:
-            targets = [{"name": t.name} for t in outcome.targets]
-        else:
-            shares = divide_exactly(int(divisible), {t.name: t.replicas for t in outcome.targets})
-            targets = [{"name": n, "replicas": r} for n, r in shares.items()]
-        patch = {
-            "metadata": {
-                "resourceVersion": meta.get("resourceVersion"),
-                "annotations": {
-                    SCHEDULED_HASH_ANNOTATION: (meta.get("annotations") or {}).get(
-                        SCHEDULING_HASH_ANNOTATION, ""
-                    )
-                },
-            },
-            "spec": {"clusters": targets},
-        }
-        try:
-            updated = await asyncio.to_thread(self.hub.patch, binding, patch)
-        except Exception:
-            self.release(key)  # the decision was not recorded: its reservation must not stay
-            raise
-        metrics.HUB_WRITES.labels(controller="scheduling", kind="ResourceBinding").inc()
+        if targets is None:
+            return  # the spec was refreshed (e.g. the template's UID); the decision stands
         self._set_pending(key, False)
-        self.state.put_binding(updated)
         summary = summary_of(targets)
         message = f"scheduled to {summary} in {elapsed * 1000:.1f} ms"
         self.on_decided(
             key,
             Decision(
-                generation=int(updated["metadata"].get("generation") or 0),
+                generation=int(stored["metadata"].get("generation") or 0),
                 message=message,
                 explanation=outcome.explanation.to_dict(),
                 time=now(),
                 summary=summary,
             ),
         )
-        self.emit(template_stub(binding), "Normal", "Scheduled", message)
-        self.emit(binding, "Normal", "Scheduled", message)
-        await self._update_pod_group(binding, targets[0]["name"], None)
+        # One Event, on the template users look at; the binding carries the same in its condition.
+        self.emit(template_stub(stored), "Normal", "Scheduled", message)
+        await self._update_pod_group(stored, targets[0]["name"], None)
+
+    @staticmethod
+    def _targets(binding: Mapping[str, Any], outcome: Any) -> list[dict[str, Any]]:
+        divisible = binding["spec"].get("replicas")
+        if divisible is None:
+            return [{"name": t.name} for t in outcome.targets]
+        shares = divide_exactly(int(divisible), {t.name: t.replicas for t in outcome.targets})
+        return [{"name": n, "replicas": r} for n, r in shares.items()]
+
+    async def _store(
+        self,
+        binding: dict[str, Any] | None,
+        desired: dict[str, Any] | None,
+        annotations: dict[str, str],
+        targets: list[dict[str, Any]] | None,
+    ) -> dict[str, Any] | None:
+        """Create or patch the binding (optimistic concurrency); returns what the hub stored."""
+        if binding is None:
+            assert desired is not None
+            body = {**desired, "metadata": {**desired["metadata"], "annotations": annotations}}
+            body["spec"] = {**desired["spec"], **({"clusters": targets} if targets is not None else {})}
+            try:
+                stored = await asyncio.to_thread(self.hub.create, body, SCHEDULER_FIELD_MANAGER)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                # It exists (the cache had not seen it yet): read it; the retry compares again.
+                live = await asyncio.to_thread(
+                    self.hub.get,
+                    BINDING_API_VERSION,
+                    "ResourceBinding",
+                    desired["metadata"]["name"],
+                    desired["metadata"].get("namespace"),
+                )
+                if live is not None:
+                    self.state.put_binding(live)
+                raise
+        else:
+            meta: dict[str, Any] = {"resourceVersion": binding["metadata"].get("resourceVersion")}
+            spec: dict[str, Any] = {}
+            if desired is not None:
+                meta.update(
+                    labels=desired["metadata"].get("labels"),
+                    ownerReferences=desired["metadata"].get("ownerReferences"),
+                )
+                spec = {
+                    k: None
+                    for k in binding["spec"]
+                    if k not in desired["spec"] and k not in ("clusters", "gracefulEvictionTasks")
+                }
+                spec.update(desired["spec"])
+            meta["annotations"] = annotations
+            if targets is not None:
+                spec["clusters"] = targets
+            if not spec and annotations == (binding["metadata"].get("annotations") or {}):
+                return binding
+            stored = await asyncio.to_thread(self.hub.patch, binding, {"metadata": meta, "spec": spec})
+        metrics.HUB_WRITES.labels(controller="scheduling", kind="ResourceBinding").inc()
+        self.state.put_binding(stored)
+        return stored
 
     async def _record_unschedulable(
         self, binding: dict[str, Any], message: str, explanation: dict[str, Any], generation: int
@@ -193,12 +275,12 @@ class SchedulingController:
                     "clustersSummary": None,
                 },
             }
-            updated = await asyncio.to_thread(self.hub.patch, binding, body, "status")
+            with self.state.writing(object_key(binding)):
+                updated = await asyncio.to_thread(self.hub.patch, binding, body, "status")
             metrics.HUB_WRITES.labels(controller="scheduling", kind="ResourceBinding").inc()
             self.state.put_binding(updated)
             # An Event only when the reason changes: a waiting workload does not flood the hub.
             self.emit(template_stub(binding), "Warning", "FailedScheduling", message)
-            self.emit(binding, "Warning", "FailedScheduling", message)
         await self._update_pod_group(binding, None, message)
 
     async def _update_pod_group(

@@ -77,7 +77,7 @@ class StatusController:
                 reflected = interpreter.reflect_status(copy)
                 health = interpreter.health(copy)
                 per_cluster[cluster], healths[cluster] = reflected, health
-                item = {**item, "status": reflected, "health": str(health.value)}
+                item = {**item, "status": reflected, "health": binding_health(health)}
                 if not _observed(copy, item):
                     observed_all = False
             elif known and cluster in chosen:
@@ -87,7 +87,7 @@ class StatusController:
             else:
                 observed_all = observed_all and cluster not in chosen
             items[cluster] = item
-        await self._write_binding(key, binding, items)
+        await self._write_binding(key, items)
         if set(healths) >= set(chosen) and all(h == Health.HEALTHY for h in healths.values()):
             self._confirm(key)
         aggregated = interpreter.aggregate_status(per_cluster) if per_cluster else {}
@@ -106,7 +106,9 @@ class StatusController:
         current_status = template.get("status") or {}
         # A field the members no longer report (a finished Job's ``active``) is removed from the
         # hub's status too: a merge patch would otherwise keep the old value.
-        managed = set(getattr(interpreter, "status_fields", ())) | set(getattr(interpreter, "summed_fields", ()))
+        managed = set(getattr(interpreter, "status_fields", ())) | set(
+            getattr(interpreter, "summed_fields", ())
+        )
         for field in managed & set(current_status) - set(aggregated):
             if field != "observedGeneration":
                 aggregated[field] = None
@@ -141,9 +143,21 @@ class StatusController:
             # nodes is gone, which can free capacity that waiting gangs need.
             self.on_capacity_changed()
 
-    async def _write_binding(
-        self, key: Key, binding: dict[str, Any], items: dict[str, dict[str, Any]]
-    ) -> None:
+    async def _write_binding(self, key: Key, observed: dict[str, dict[str, Any]]) -> None:
+        """Write what the members report into the latest binding, keeping propagation's records."""
+        async with self.state.status_lock(key):
+            binding = self.state.bindings.get(key)
+            if binding is None:
+                return
+            items = status_items(binding)
+            for cluster, item in items.items():
+                if cluster in observed:
+                    applied = {k: v for k, v in item.items() if k in APPLIED_FIELDS}
+                    reported = {k: v for k, v in observed[cluster].items() if k not in APPLIED_FIELDS}
+                    items[cluster] = {"clusterName": cluster, **applied, **reported}
+            await self._patch_items(key, binding, items)
+
+    async def _patch_items(self, key: Key, binding: dict[str, Any], items: dict[str, dict[str, Any]]) -> None:
         status = binding.get("status") or {}
         new_items = [items[c] for c in sorted(items)]
         if new_items == list(status.get("aggregatedStatus") or []):
@@ -152,9 +166,16 @@ class StatusController:
             "metadata": {"resourceVersion": binding["metadata"].get("resourceVersion")},
             "status": {"aggregatedStatus": new_items},
         }
-        updated = await asyncio.to_thread(self.hub.patch, binding, body, "status")
+        with self.state.writing(key):
+            updated = await asyncio.to_thread(self.hub.patch, binding, body, "status")
         metrics.HUB_WRITES.labels(controller="status", kind="ResourceBinding").inc()
         self.state.put_binding(updated)
+
+
+def binding_health(health: Health) -> str:
+    """The binding's health vocabulary is Karmada's (Healthy, Unhealthy, Unknown): a copy still
+    progressing is not known to be healthy yet."""
+    return health.value if health in (Health.HEALTHY, Health.UNHEALTHY) else Health.UNKNOWN.value
 
 
 def _observed(copy: Mapping[str, Any], item: Mapping[str, Any]) -> bool:

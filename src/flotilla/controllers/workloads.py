@@ -212,3 +212,29 @@ def scheduler_workload(binding: Mapping[str, Any], evicted_from: frozenset[str] 
         current=current,
         evicted_from=evicted_from,
     )
+
+
+def _drop_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_drop_none(v) for v in value]
+    return value
+
+
+def binding_is_current(existing: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
+    """Whether writing ``desired`` would change nothing the controllers read."""
+    if existing is None or existing["metadata"].get("deletionTimestamp"):
+        return False
+    emeta, dmeta = existing["metadata"], desired["metadata"]
+    if (emeta.get("annotations") or {}).get(SCHEDULING_HASH_ANNOTATION) != dmeta["annotations"][
+        SCHEDULING_HASH_ANNOTATION
+    ]:
+        return False
+    labels = emeta.get("labels") or {}
+    if any(labels.get(k) != v for k, v in dmeta["labels"].items()):
+        return False
+    owners = [o.get("uid") for o in emeta.get("ownerReferences") or ()]
+    if owners != [o.get("uid") for o in dmeta.get("ownerReferences") or ()]:
+        return False
+    return bool(_drop_none(existing["spec"].get("resource")) == _drop_none(desired["spec"]["resource"]))

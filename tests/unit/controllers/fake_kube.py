@@ -116,6 +116,11 @@ class FakeApiServer:
             updated["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
         return self._store(ref, updated, "MODIFIED")
 
+    def create(self, obj: Obj, field_manager: str) -> Obj:
+        if _ref(obj) in self.objects:
+            raise ApiException(status=409, reason="AlreadyExists")
+        return self.apply(obj, field_manager)
+
     def patch(self, obj: Obj, body: Obj, subresource: str | None = None) -> Obj:
         ref = _ref(obj)
         current = self.objects.get(ref)

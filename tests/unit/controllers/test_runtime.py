@@ -11,6 +11,7 @@ import pytest
 from fake_kube import FakeApiServer
 
 from flotilla.api import GROUP_VERSION
+from flotilla.api.binding import AggregatedStatusItem
 from flotilla.controllers.runtime import Runtime
 from flotilla.scheduler import SchedulerCache
 from flotilla.scheduler.snapshot import ClusterInfo, NodeInfo
@@ -175,16 +176,19 @@ async def test_placed_propagated_recorded_with_one_write_per_step(fleet: Fleet) 
     assert rb["status"]["schedulerObservedGeneration"] == rb["metadata"]["generation"]
     assert rb["status"]["explanation"]["clusters"]
     items = {i["clusterName"]: i for i in rb["status"]["aggregatedStatus"]}
+    for item in items.values():  # every field written is one the CRD keeps (none pruned)
+        model = AggregatedStatusItem.model_validate(item)
+        assert model.model_dump(by_alias=True, exclude_none=True, mode="json") == item
     for member, copy in ((m, fleet.copy_on(m, "web")) for m in fleet.replicas("web")):
         assert copy is not None
         assert items[member]["memberUID"] == copy["metadata"]["uid"]
         assert items[member]["appliedGeneration"] == copy["metadata"]["generation"]
         assert copy["metadata"]["labels"]["flotilla.dev/binding-name"] == "web-deployment"
-    # One apply of the binding, one spec write for the decision, one status write for decision +
-    # applied copies, one for what the members report: nothing else, however many watch events
-    # came back.
-    assert fleet.hub.writes[("apply", "ResourceBinding")] == 1
-    assert fleet.hub.writes[("patch", "ResourceBinding")] == 1
+    # The binding is created with its decision (one write), one status write records the decision's
+    # explanation with the applied copies, one what the members report: nothing else, however
+    # many watch events came back.
+    assert fleet.hub.writes[("apply", "ResourceBinding")] == 1  # the fake's create
+    assert fleet.hub.writes[("patch", "ResourceBinding")] == 0
     assert fleet.hub.writes[("patch/status", "ResourceBinding")] == 2, fleet.hub.writes
 
 
@@ -342,13 +346,13 @@ async def test_template_deleted_removes_binding_and_copies(fleet: Fleet) -> None
     assert fleet.replicas("web") == {}
 
 
-async def test_failed_member_write_is_retried_with_backoff(fleet: Fleet) -> None:
+async def test_failed_hub_write_is_retried_with_backoff(fleet: Fleet) -> None:
     from kubernetes.client import ApiException
 
     failures = {"n": 0}
 
     def flaky(verb: str, obj: dict[str, Any]) -> Exception | None:
-        if verb == "patch" and obj["kind"] == "ResourceBinding" and failures["n"] < 2:
+        if verb in ("apply", "patch") and obj["kind"] == "ResourceBinding" and failures["n"] < 2:
             failures["n"] += 1
             return ApiException(status=500, reason="etcd is busy")
         return None
