@@ -11,7 +11,7 @@ Settings (environment):
 * ``FLOTILLA_HOLD_BACK`` (default ``true``) - suspend batch templates on the hub, for hubs that
   run workload controllers;
 * ``FLOTILLA_MEMBER_STATUS_INTERVAL`` (default 5 s) - MemberCluster status refresh;
-* ``FLOTILLA_WORKERS`` (default 8) - workers per controller queue;
+* ``FLOTILLA_WORKERS`` (default 16) - workers per controller queue (status has two);
 * ``FLOTILLA_LEADER_ELECT`` (default ``false``; the Helm chart sets ``true``) - leader election
   with a coordination.k8s.io Lease (see :class:`flotilla.leader.ElectionSettings`): one active
   replica, the others keep their caches warm and take over when its Lease lapses.
@@ -104,7 +104,7 @@ def _hub_client() -> Any:
         config.load_kube_config(config_file=path, client_configuration=cfg)
     else:
         config.load_incluster_config(client_configuration=cfg)
-    cfg.connection_pool_maxsize = 32
+    cfg.connection_pool_maxsize = 64
     return client.ApiClient(cfg)
 
 
@@ -130,7 +130,7 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
     # Client calls run in threads: size the pool for concurrent member/hub round trips (the
     # default is min(32, cores + 4), 6 on a 2-core machine). Every call has a timeout.
     asyncio.get_running_loop().set_default_executor(
-        ThreadPoolExecutor(max_workers=int(os.environ.get("FLOTILLA_IO_THREADS", "32")))
+        ThreadPoolExecutor(max_workers=int(os.environ.get("FLOTILLA_IO_THREADS", "64")))
     )
     hub_api = await asyncio.to_thread(_hub_client)
     lock = threading.RLock()
@@ -156,7 +156,7 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         member_names=member_ctl.inventory.names,
         emit_event=_emit,
         hold_back=_env_flag("FLOTILLA_HOLD_BACK", True),
-        workers=int(os.environ.get("FLOTILLA_WORKERS", "8")),
+        workers=int(os.environ.get("FLOTILLA_WORKERS", "16")),
         watch_kinds=TEMPLATE_KINDS,
     )
     STATE.runtime, STATE.members, STATE.hub_api = rt, member_ctl, hub_api

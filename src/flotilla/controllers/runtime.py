@@ -43,7 +43,7 @@ from flotilla.scheduler import Scheduler, SchedulerCache
 
 log = logging.getLogger("flotilla")
 
-STATUS_COALESCE = 0.3
+STATUS_COALESCE = 0.5
 """Seconds the status controller lets member events gather before it writes (one write per burst)."""
 LEGACY_FINALIZER = f"{API_GROUP}/finalizer"
 """Kopf's finalizer, put on bindings by operator versions before 0.2; removed when seen."""
@@ -125,11 +125,17 @@ class Runtime:
         self.propagation_queue: WorkQueue[Key] = WorkQueue("propagation", self._propagate, workers=workers)
         # Status is not on the path to the members: few workers, so that under load its keys wait
         # (de-duplicated) and a burst of member events becomes one write, not a stampede.
-        self.status_queue: WorkQueue[Key] = WorkQueue("status", self._status, workers=2)
+        self.status_queue: WorkQueue[Key] = WorkQueue(
+            "status", self._status, workers=2, yield_to=self._placing, max_yield=2.0
+        )
         self.queues = (self.detector_queue, self.scheduling_queue, self.propagation_queue, self.status_queue)
         self._capacity_handle: asyncio.TimerHandle | None = None
         self._ready: dict[str, bool] = {}
         self.leading = False
+
+    def _placing(self) -> bool:
+        """Whether placement work (the path to the members) is waiting: status yields to it."""
+        return bool(len(self.scheduling_queue) or len(self.propagation_queue) or len(self.detector_queue))
 
     # ------------------------------------------------------------------ handlers (loop)
     def on_template(self, event_type: str | None, body: Mapping[str, Any]) -> None:

@@ -5,6 +5,8 @@
 * **Per-key serialisation**: a key is handled by at most one worker at a time; a key added
   while it is being handled is handled once more afterwards (it is "dirty"), so the last change
   is never missed.
+* **Priority**: a queue given ``yield_to`` lets another queue's work go first under load (the
+  status queue yields to scheduling and propagation), for at most ``max_yield`` seconds a key.
 * **Rate-limited retries**: a handler that raises is retried after an exponential backoff per
   key (``base_delay`` doubling up to ``max_delay``), without any timer of its own; success
   forgets the key's failures. A handler may also return a delay to be called again after it
@@ -57,10 +59,14 @@ class WorkQueue(Generic[K]):
         workers: int = 4,
         base_delay: float = 0.05,
         max_delay: float = 60.0,
+        yield_to: Callable[[], bool] | None = None,
+        max_yield: float = 1.0,
     ) -> None:
         self.name = name
         self._handler = handler
         self._workers = workers
+        self._yield_to = yield_to
+        self.max_yield = max_yield
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._queue: asyncio.Queue[K] = asyncio.Queue()
@@ -162,6 +168,13 @@ class WorkQueue(Generic[K]):
 
     async def _worker(self) -> None:
         while True:
+            if self._yield_to is not None:
+                # A lower-priority queue waits (up to max_yield) while higher-priority work is
+                # queued; its own keys meanwhile gather, de-duplicated.
+                waited = 0.0
+                while waited < self.max_yield and self._yield_to():
+                    await asyncio.sleep(0.05)
+                    waited += 0.05
             key = await self._queue.get()
             self._depth.set(self._queue.qsize())
             self._dirty.discard(key)
