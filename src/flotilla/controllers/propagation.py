@@ -93,6 +93,11 @@ class PropagationController:
             self._sync, key, binding, template, interpreter, chosen, records, stray
         )
         await self._record(key, results)
+        failed = {
+            c: r.get("appliedMessage") for c, r in results.items() if r is not None and not r.get("applied")
+        }
+        if failed:  # recorded; now retried with backoff (the queue's), and at once on reconnect
+            raise RuntimeError("not applied: " + "; ".join(f"{c}: {m}" for c, m in sorted(failed.items())))
 
     def _stray_clusters(self, key: Key, binding: Mapping[str, Any], chosen: Mapping[str, Any]) -> set[str]:
         """Clusters holding a copy (recorded, or seen by the member watch) that are not chosen."""

@@ -244,6 +244,8 @@ class Runtime:
                 self._ready[member] = ready
                 for key in self.state.bindings_on(member):
                     self.status_queue.add(key)
+                    if ready:  # what could not be applied while it was away is applied now
+                        self.propagation_queue.add(key)
             if self.member_api(member) is None:
                 self.copies.stop_cluster(member)
             elif self.leading:

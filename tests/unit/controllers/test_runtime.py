@@ -88,7 +88,7 @@ class Fleet:
             self.cache,
             threading.RLock(),
             loop,
-            member_client=self.members.get,
+            member_client=lambda n: self.members.get(n) if self.ready.get(n) else None,
             member_ready=lambda n: self.ready[n],
             member_names=lambda: sorted(self.members),
             workers=2,
@@ -367,3 +367,33 @@ async def test_failed_hub_write_is_retried_with_backoff(fleet: Fleet) -> None:
     assert sum(fleet.replicas("web").values()) == 2
     # The reservations of the failed attempts were released: only the final decision holds GPUs.
     assert fleet.cache.is_assumed(f"{NS}/web-deployment")
+
+
+async def test_member_not_connected_yet_is_applied_when_it_connects(fleet: Fleet) -> None:
+    fleet.ready["b"] = False  # the operator starts before it reaches member b
+    fleet.hub.apply(policy("p", clusters=["b"]), "test")
+    fleet.hub.apply(deployment("web", 2), "test")
+    rt = fleet.runtime()
+    rt.on_template(None, fleet.hub.find("apps/v1", "Deployment", "web", NS) or {})
+    await rt.preload()
+    await rt.start()
+
+    async def until(predicate: Any) -> None:
+        for _ in range(100):
+            if predicate():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("timed out")
+
+    def not_applied() -> bool:
+        rb = fleet.binding("web")
+        conds = {c["type"]: c for c in ((rb or {}).get("status") or {}).get("conditions") or ()}
+        return "not connected" in conds.get("FullyApplied", {}).get("message", "")
+
+    await until(not_applied)  # recorded, and retried with backoff meanwhile
+    assert fleet.replicas("web") == {}
+    fleet.ready["b"] = True
+    rt.notify_capacity_changed("b")
+    await until(lambda: fleet.replicas("web") == {"b": 2})
+    await fleet.settle()
+    assert condition(fleet.binding("web"), "FullyApplied")["status"] == "True"
