@@ -11,6 +11,7 @@ Settings (environment):
 * ``FLOTILLA_HOLD_BACK`` (default ``true``) - suspend batch templates on the hub, for hubs that
   run workload controllers;
 * ``FLOTILLA_MEMBER_STATUS_INTERVAL`` (default 5 s) - MemberCluster status refresh;
+* ``FLOTILLA_KOPF_LOG_LEVEL`` (default ``WARNING``) - level of Kopf's per-handler log lines;
 * ``FLOTILLA_WORKERS`` (default 16) - workers per controller queue (status has two);
 * ``FLOTILLA_LEADER_ELECT`` (default ``false``; the Helm chart sets ``true``) - leader election
   with a coordination.k8s.io Lease (see :class:`flotilla.leader.ElectionSettings`): one active
@@ -118,6 +119,9 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
     # Only warnings and errors of Kopf's own log become Events: at INFO every handler run would
     # post one, which floods the hub under load. Flotilla posts its own decisions.
     settings.posting.level = logging.WARNING
+    # Kopf logs every handler run at INFO (a line per member every few seconds from the status
+    # timer): the operator's own log says what matters. FLOTILLA_KOPF_LOG_LEVEL=INFO brings it back.
+    logging.getLogger("kopf.objects").setLevel(os.environ.get("FLOTILLA_KOPF_LOG_LEVEL", "WARNING").upper())
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.queueing.worker_limit = 64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from functools import partial
@@ -23,6 +24,7 @@ from operator_support import (
 from pytorchjob_support import replica_types, wait_pytorchjob_pods_gone, wait_pytorchjob_running
 
 from flotilla import kube
+from flotilla.rig.binaries import locate
 from flotilla.rig.cluster import ClusterHandle
 
 WAIT = 150.0  # generous: the machine may be busy; tests never assert wall-clock times
@@ -168,6 +170,27 @@ def test_divided_static_weights_scale_and_delete(
         return (dep.get("status") or {}).get("readyReplicas") == 9
 
     kube.wait_for(ready_on_hub, timeout=WAIT, what="readyReplicas 9 aggregated on the hub template")
+    # The aggregated status follows the Deployment's conventions (observedGeneration included), so
+    # kubectl rollout status on the hub finishes, as GitOps health checks do.
+    rollout = subprocess.run(
+        [
+            str(locate().kubectl),
+            "--kubeconfig",
+            str(hub.kubeconfig),
+            "-n",
+            ns,
+            "rollout",
+            "status",
+            f"deployment/{name}",
+            "--timeout=60s",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert rollout.returncode == 0, rollout.stdout + rollout.stderr
+    assert "successfully rolled out" in rollout.stdout
 
     # The ConfigMap the pod template mounts travelled with it.
     for cluster in ("a", "b"):

@@ -54,11 +54,13 @@ class PropagationController:
         member_client: MemberClients,
         ensure_watch: Callable[[str, str, str], None],
         on_applied: Callable[[Key], None],
+        member_ready: Callable[[str], bool] = lambda _name: True,
     ) -> None:
         self.hub, self.state, self.registry, self.copies = hub, state, registry, copies
         self.member_client = member_client
         self.ensure_watch = ensure_watch
         self.on_applied = on_applied
+        self.member_ready = member_ready
         self._decisions: dict[Key, Decision] = {}
         self._namespaces: set[tuple[str, str]] = set()
         self.tombstones: dict[Key, dict[str, Any]] = {}
@@ -94,9 +96,14 @@ class PropagationController:
         )
         await self._record(key, results)
         failed = {
-            c: r.get("appliedMessage") for c, r in results.items() if r is not None and not r.get("applied")
+            c: r.get("appliedMessage")
+            for c, r in results.items()
+            if r is not None and not r.get("applied") and self.member_ready(c)
         }
-        if failed:  # recorded; now retried with backoff (the queue's), and at once on reconnect
+        # Recorded; retried with the queue's backoff. A member that is not Ready is not retried
+        # on a timer (thousands of bindings would each log a line a minute): it turning Ready
+        # re-queues every binding on it.
+        if failed:
             raise RuntimeError("not applied: " + "; ".join(f"{c}: {m}" for c, m in sorted(failed.items())))
 
     def _stray_clusters(self, key: Key, binding: Mapping[str, Any], chosen: Mapping[str, Any]) -> set[str]:

@@ -107,6 +107,7 @@ class Runtime:
             member_client or default_member_client,
             self._ensure_watch_threadsafe,
             self._applied,
+            member_ready,
         )
         self.status = StatusController(
             hub,
