@@ -159,9 +159,16 @@ def test_divided_static_weights_scale_and_delete(
         timeout=WAIT,
         what="9 replicas divided 3/6 over a and b",
     )
-    rb = binding(hub, ns, f"{name}-deployment")
+    # The copies are applied first; the status write recording them carries the explanation.
+    rb = kube.wait_for(
+        lambda: (lambda b: b if (condition_of(b, "FullyApplied") or {}).get("status") == "True" else None)(
+            binding(hub, ns, f"{name}-deployment")
+        ),
+        timeout=WAIT,
+        what="the binding to record its applied copies",
+    )
     assert condition_of(rb, "Scheduled")["status"] == "True"  # type: ignore[index]
-    explanation = rb["status"]["explanation"]  # type: ignore[index]
+    explanation = rb["status"]["explanation"]
     assert {c["cluster"] for c in explanation["clusters"] if c["selected"]} == {"a", "b"}
 
     # Ready replicas on the members are reflected onto the hub template.
@@ -260,8 +267,11 @@ def test_pytorchjob_gang_needs_whole_nodes(
     kube.apply(api, _pytorchjob(ns, name, workers=3, gpus=8))
 
     def placed() -> dict[str, Any] | None:
+        # The decision is in the spec from the first write; its explanation follows in the status
+        # write that records the applied copy, with Scheduled=True.
         rb = binding(hub, ns, f"{name}-pytorchjob")
-        return rb if rb and (rb.get("spec") or {}).get("clusters") else None
+        scheduled = (condition_of(rb, "Scheduled") or {}).get("status") == "True"
+        return rb if rb and (rb.get("spec") or {}).get("clusters") and scheduled else None
 
     rb = kube.wait_for(placed, timeout=WAIT, what="the PyTorchJob to be scheduled")
     assert [c["name"] for c in rb["spec"]["clusters"]] == ["a"]

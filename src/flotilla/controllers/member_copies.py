@@ -17,16 +17,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes.client import ApiClient, ApiException
+from kubernetes.client import ApiClient
 
-from flotilla import kube, metrics
+from flotilla import metrics
+from flotilla.controllers.hub_watch import ListWatch
 from flotilla.interpreter.keys import (
     LABEL_BINDING_NAME,
     LABEL_BINDING_NAMESPACE,
     LABEL_MANAGED_BY,
     MANAGED_BY_VALUE,
 )
-from flotilla.inventory.client import MemberClient
 
 log = logging.getLogger("flotilla")
 
@@ -35,8 +35,6 @@ Key = tuple[str, str]
 WatchKey = tuple[str, str, str]  # (cluster, apiVersion, kind)
 CopyRef = tuple[str, str, str, str, str]  # (cluster, apiVersion, kind, namespace, name)
 SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"
-WATCH_SECONDS = 240
-PAGE = 500
 
 
 def binding_of(obj: Obj) -> Key | None:
@@ -61,7 +59,7 @@ class MemberCopies:
         self._objects: dict[WatchKey, dict[Key, Obj]] = {}
         self._by_binding: dict[Key, set[CopyRef]] = {}
         self._synced: set[WatchKey] = set()
-        self._watches: dict[WatchKey, _Watch] = {}
+        self._watches: dict[WatchKey, ListWatch] = {}
 
     # -- reading (any thread) --------------------------------------------------------------
     def get(
@@ -78,22 +76,6 @@ class MemberCopies:
         with self._lock:
             return set(self._by_binding.get(binding, ()))
 
-    def bindings(self, cluster: str | None = None) -> set[Key]:
-        """Binding keys named by the copies seen (on one member, or on all)."""
-        with self._lock:
-            return {
-                k
-                for k, refs in self._by_binding.items()
-                if cluster is None or any(r[0] == cluster for r in refs)
-            }
-
-    def synced(self, cluster: str, api_version: str, kind: str) -> bool:
-        with self._lock:
-            return (cluster, api_version, kind) in self._synced
-
-    def watching(self) -> list[WatchKey]:
-        return sorted(self._watches)
-
     # -- watches (event loop) ----------------------------------------------------------------
     def ensure(self, cluster: str, api: ApiClient, api_version: str, kind: str) -> None:
         """Start the watch of ``kind`` on ``cluster`` if it is not running (cheap when it is)."""
@@ -102,19 +84,28 @@ class MemberCopies:
         if current is not None and current.api is api:
             return
         if current is not None:  # the member's connection changed (new kubeconfig)
-            current.stop()
-        watch = _Watch(self, wkey, api)
+            current.stop(join=False)
+        watch = ListWatch(
+            api,
+            api_version,
+            kind,
+            thread_name=f"flotilla-copies-{cluster}-{kind}",
+            label_selector=SELECTOR,
+            on_list=lambda items: self._replace(wkey, items),
+            on_event=lambda event_type, obj: self._apply_event(wkey, event_type, obj),
+            not_served_wait=30.0,
+        )
         self._watches[wkey] = watch
         watch.start()
 
     def stop_cluster(self, cluster: str) -> None:
         for wkey in [w for w in self._watches if w[0] == cluster]:
-            self._watches.pop(wkey).stop()
+            self._watches.pop(wkey).stop(join=False)
             self._replace(wkey, None)
 
     def stop_all(self) -> None:
         for wkey in list(self._watches):
-            self._watches.pop(wkey).stop()
+            self._watches.pop(wkey).stop(join=False)
 
     # -- updates (watch threads) ----------------------------------------------------------------
     def _notify(self, cluster: str, keys: set[Key]) -> None:
@@ -173,67 +164,3 @@ class MemberCopies:
             touched = self._index(wkey, name, new, old)
         metrics.MEMBER_WATCH_EVENTS.labels(cluster=wkey[0]).inc()
         self._notify(wkey[0], touched)
-
-
-class _Watch:
-    def __init__(self, owner: MemberCopies, wkey: WatchKey, api: ApiClient) -> None:
-        self.owner, self.wkey, self.api = owner, wkey, api
-        self._client = MemberClient(api.configuration)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"flotilla-copies-{wkey[0]}-{wkey[2]}", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._client.abort()
-
-    def _list(self, path: str) -> tuple[list[Obj], str]:
-        items: list[Obj] = []
-        token = ""
-        while True:
-            query = [("labelSelector", SELECTOR), ("limit", str(PAGE))] + (
-                [("continue", token)] if token else []
-            )
-            doc = self._client.get(path, query)
-            items += doc.get("items") or []
-            token = (doc.get("metadata") or {}).get("continue") or ""
-            if not token:
-                return items, str(doc["metadata"]["resourceVersion"])
-
-    def _run(self) -> None:
-        cluster, api_version, kind = self.wkey
-        backoff = 0.5
-        while not self._stop.is_set():
-            try:
-                plural, _namespaced = kube.resolve(self.api, api_version, kind)
-                path = ("/apis/" if "/" in api_version else "/api/") + f"{api_version}/{plural}"
-                items, version = self._list(path)
-                self.owner._replace(self.wkey, items)
-                backoff = 0.5
-                while not self._stop.is_set():
-                    query = [
-                        ("labelSelector", SELECTOR),
-                        ("resourceVersion", version),
-                        ("timeoutSeconds", str(WATCH_SECONDS)),
-                        ("allowWatchBookmarks", "true"),
-                    ]
-                    for event in self._client.watch(path, query, timeout=WATCH_SECONDS + 30):
-                        obj = event.get("object") or {}
-                        kind_of = event.get("type")
-                        if kind_of == "ERROR":
-                            raise ApiException(status=int(obj.get("code") or 500), reason=obj.get("message"))
-                        version = obj.get("metadata", {}).get("resourceVersion", version)
-                        if kind_of in ("ADDED", "MODIFIED", "DELETED"):
-                            self.owner._apply_event(self.wkey, str(kind_of), obj)
-            except LookupError:
-                self._stop.wait(30)  # the member does not serve the kind (yet)
-            except Exception as exc:  # 410 Gone, connection lost, ...: list again after a pause
-                if self._stop.is_set():
-                    return
-                log.debug("copies watch %s %s on %s restarts: %s", api_version, kind, cluster, exc)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)

@@ -52,12 +52,7 @@ class MemberController:
 
     def ready(self, name: str) -> bool:
         """Whether the member is connected and Ready (its figures are live)."""
-        if name not in self._clients:
-            return False
-        try:
-            return self.inventory.state(name).ready
-        except KeyError:
-            return False
+        return name in self._clients and self.inventory.ready(name)
 
     def api(self, name: str) -> ApiClient | None:
         """An ApiClient for a connected member (None when it has no usable kubeconfig)."""

@@ -36,7 +36,6 @@ from flotilla.controllers.member_copies import MemberCopies
 from flotilla.controllers.propagation import PropagationController
 from flotilla.controllers.scheduling import Decision, SchedulingController
 from flotilla.controllers.status import StatusController
-from flotilla.controllers.workloads import binding_name
 from flotilla.controllers.workqueue import WorkQueue
 from flotilla.interpreter import InterpreterRegistry
 from flotilla.scheduler import Scheduler, SchedulerCache
@@ -329,7 +328,3 @@ class Runtime:
         for queue in self.queues:
             await queue.stop()
         self.copies.stop_all()
-
-    def binding_key_of(self, template: Mapping[str, Any]) -> Key:
-        meta = template["metadata"]
-        return (meta.get("namespace") or "", binding_name(str(template["kind"]), meta["name"]))

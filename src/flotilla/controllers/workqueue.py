@@ -132,14 +132,7 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._dirty) + len(self._delayed)
 
-    def __contains__(self, key: object) -> bool:
-        return key in self._dirty or key in self._delayed or key in self._processing
-
     # ----------------------------------------------------------------- running
-    @property
-    def running(self) -> bool:
-        return bool(self._tasks)
-
     def start(self) -> None:
         if self._tasks:
             return

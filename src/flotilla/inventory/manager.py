@@ -177,6 +177,11 @@ class InventoryManager:
         """The member's state (``KeyError`` if it is not registered)."""
         return self._members[name][1].state()
 
+    def ready(self, name: str) -> bool:
+        """Whether the member is registered and Ready (cheap; False when unknown)."""
+        entry = self._members.get(name)
+        return entry is not None and entry[1].is_ready()
+
     def states(self) -> dict[str, MemberState]:
         """Every member's state, by name."""
         return {name: entry[1].state() for name, entry in list(self._members.items())}

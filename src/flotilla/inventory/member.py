@@ -279,6 +279,11 @@ class MemberConnection:
         elif healthy:
             self._set_state(False, Reason.SYNCING, "listing the member's nodes and pods")
 
+    def is_ready(self) -> bool:
+        """Whether the member is Ready (cheap: no summaries are computed)."""
+        with self.lock:
+            return self._ready
+
     def state(self) -> MemberState:
         """The member's current state and inventory summaries."""
         with self.lock:
