@@ -21,13 +21,14 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes.client import ApiException
 
 from flotilla import FIELD_MANAGER, metrics
 from flotilla.controllers.client import Client
-from flotilla.controllers.common import now, same_conditions, with_condition
+from flotilla.controllers.common import now, with_condition
 from flotilla.controllers.hubstate import HubState, Key, status_items, targets
 from flotilla.controllers.member_copies import MemberCopies
 from flotilla.controllers.scheduling import Decision, decided, summary_of
@@ -38,6 +39,15 @@ log = logging.getLogger("flotilla")
 
 MemberClients = Callable[[str], Client | None]
 APPLIED_FIELDS = ("applied", "appliedMessage", "appliedGeneration", "memberUID", "appliedTime", "appliedHash")
+
+
+@dataclass
+class Composed:
+    items: dict[str, dict[str, Any]]
+    fields: dict[str, Any]
+    conditions: list[dict[str, Any]]
+    taken: dict[str, dict[str, Any] | None]
+    decision: Decision | None
 
 
 def digest(objs: list[dict[str, Any]]) -> str:
@@ -62,6 +72,7 @@ class PropagationController:
         self.on_applied = on_applied
         self.member_ready = member_ready
         self._decisions: dict[Key, Decision] = {}
+        self._unrecorded: dict[Key, dict[str, dict[str, Any] | None]] = {}
         self._namespaces: set[tuple[str, str]] = set()
         self.tombstones: dict[Key, dict[str, Any]] = {}
 
@@ -89,12 +100,15 @@ class PropagationController:
         if not decided(binding):
             return  # no decision for the current inputs yet: keep the copies as they are until then
         chosen = targets(binding)
-        records = status_items(binding)
+        records = self.records_of(key, binding)
         stray = self._stray_clusters(key, binding, chosen)
         results = await asyncio.to_thread(
             self._sync, key, binding, template, interpreter, chosen, records, stray
         )
-        await self._record(key, results)
+        if results:
+            self._unrecorded.setdefault(key, {}).update(results)
+        if results or key in self._decisions or key in self._unrecorded:
+            self.on_applied(key)  # the status controller records them, with what members report
         failed = {
             c: r.get("appliedMessage")
             for c, r in results.items()
@@ -111,7 +125,7 @@ class PropagationController:
         api_version, kind = _gvk(binding)
         name = binding["spec"]["resource"]["name"]
         seen = {r[0] for r in self.copies.copies_of(key) if (r[1], r[2], r[4]) == (api_version, kind, name)}
-        return (set(status_items(binding)) | seen) - set(chosen)
+        return (set(self.records_of(key, binding)) | seen) - set(chosen)
 
     def _sync(
         self,
@@ -235,19 +249,25 @@ class PropagationController:
         return out
 
     # ------------------------------------------------------------------- status
-    async def _record(self, key: Key, results: Mapping[str, dict[str, Any] | None]) -> None:
-        async with self.state.status_lock(key):
-            await self._record_locked(key, results)
+    def records_of(self, key: Key, binding: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """What is applied where: the binding's recorded items, updated by what is not recorded yet."""
+        items = status_items(binding)
+        for cluster, record in self._unrecorded.get(key, {}).items():
+            if record is None:
+                items.pop(cluster, None)
+            else:
+                items[cluster] = record
+        return items
 
-    async def _record_locked(self, key: Key, results: Mapping[str, dict[str, Any] | None]) -> None:
-        binding = self.state.bindings.get(key)  # the latest: others may have written meanwhile
-        if binding is None:
-            return
+    def compose(self, key: Key, binding: Mapping[str, Any]) -> Composed:
+        """The binding status propagation owns, for the status controller's next write: the items
+        with the applied records not written yet, the decision's fields and conditions."""
         meta = binding["metadata"]
         generation = int(meta.get("generation") or 0)
         status = binding.get("status") or {}
         items = status_items(binding)
-        for cluster, record in results.items():
+        taken = dict(self._unrecorded.get(key, {}))
+        for cluster, record in taken.items():
             if record is None:
                 items.pop(cluster, None)
             else:
@@ -259,20 +279,21 @@ class PropagationController:
                     items[cluster].pop("appliedMessage", None)
         chosen = targets(binding) if decided(binding) else {}
         conditions = list(status.get("conditions") or [])
-        new_status: dict[str, Any] = {}
+        fields: dict[str, Any] = {}
         decision = self._decisions.get(key)
         if decision is not None and decision.generation != generation:
-            decision = None  # a note about an older generation of the binding
+            self._decisions.pop(key, None)  # a note about an older generation of the binding
+            decision = None
         if decided(binding) and (
             decision is not None or status.get("schedulerObservedGeneration") != generation
         ):
             if decision is not None:
                 message = decision.message
-                new_status.update(explanation=decision.explanation, lastScheduledTime=decision.time)
+                fields.update(explanation=decision.explanation, lastScheduledTime=decision.time)
             else:  # decided by an earlier run of the operator, which stopped before recording it
                 message = f"scheduled to {summary_of(binding['spec']['clusters'])}"
             conditions = with_condition(conditions, "Scheduled", True, "Scheduled", message, generation)
-            new_status.update(
+            fields.update(
                 schedulerObservedGeneration=generation,
                 clustersSummary=summary_of(binding["spec"]["clusters"]),
             )
@@ -292,30 +313,25 @@ class PropagationController:
             conditions = with_condition(
                 conditions, "FullyApplied", ok, "Applied" if ok else "ApplyFailed", message, generation
             )
-        new_items = [items[c] for c in sorted(items)]
-        changed = (
-            new_items != list(status.get("aggregatedStatus") or [])
-            or not same_conditions(conditions, status.get("conditions"))
-            or any(status.get(k) != v for k, v in new_status.items())
-        )
-        if not changed:
-            self._decisions.pop(key, None)
-            return
-        body = {
-            "metadata": {"resourceVersion": meta.get("resourceVersion")},
-            "status": {**new_status, "aggregatedStatus": new_items, "conditions": conditions},
-        }
-        with self.state.writing(key):
-            updated = await asyncio.to_thread(self.hub.patch, binding, body, "status")
-        metrics.HUB_WRITES.labels(controller="propagation", kind="ResourceBinding").inc()
-        self._decisions.pop(key, None)
-        self.state.put_binding(updated)
-        self.on_applied(key)
+        return Composed(items, fields, conditions, taken, decision)
+
+    def committed(self, key: Key, composed: Composed) -> None:
+        """The status write carrying ``composed`` succeeded: forget what it recorded."""
+        pending = self._unrecorded.get(key)
+        if pending is not None:
+            for cluster, record in composed.taken.items():
+                if pending.get(cluster) is record:
+                    del pending[cluster]
+            if not pending:
+                del self._unrecorded[key]
+        if composed.decision is not None and self._decisions.get(key) is composed.decision:
+            del self._decisions[key]
 
     # ------------------------------------------------------------------ removal
     async def _remove_all(self, key: Key, binding: Mapping[str, Any] | None) -> None:
         """The binding is gone (or going): remove every copy it has anywhere."""
         self._decisions.pop(key, None)
+        self._unrecorded.pop(key, None)
         last = binding or self.tombstones.get(key)
         refs = self.copies.copies_of(key)
         stubs: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}

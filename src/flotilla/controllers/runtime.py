@@ -113,6 +113,7 @@ class Runtime:
             self.state,
             self.registry,
             self.copies,
+            self.propagation,
             cache,
             lock,
             member_ready,

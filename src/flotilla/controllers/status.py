@@ -23,9 +23,10 @@ from kubernetes.client import ApiException
 
 from flotilla import metrics
 from flotilla.controllers.client import Client
-from flotilla.controllers.hubstate import HubState, Key, status_items, targets
+from flotilla.controllers.common import same_conditions
+from flotilla.controllers.hubstate import HubState, Key, targets
 from flotilla.controllers.member_copies import MemberCopies
-from flotilla.controllers.propagation import APPLIED_FIELDS
+from flotilla.controllers.propagation import APPLIED_FIELDS, PropagationController
 from flotilla.controllers.scheduling import decided
 from flotilla.interpreter import Health, InterpreterRegistry
 from flotilla.scheduler import SchedulerCache
@@ -40,12 +41,14 @@ class StatusController:
         state: HubState,
         registry: InterpreterRegistry,
         copies: MemberCopies,
+        propagation: PropagationController,
         cache: SchedulerCache,
         lock: threading.RLock,
         member_ready: Callable[[str], bool],
         on_capacity_changed: Callable[[], None],
     ) -> None:
         self.hub, self.state, self.registry, self.copies = hub, state, registry, copies
+        self.propagation = propagation
         self.cache, self.lock = cache, lock
         self.member_ready = member_ready
         self.on_capacity_changed = on_capacity_changed
@@ -60,7 +63,7 @@ class StatusController:
         if template is None or interpreter is None:
             return
         chosen = targets(binding)
-        items = status_items(binding)
+        items = self.propagation.records_of(key, binding)
         per_cluster: dict[str, dict[str, Any]] = {}
         healths: dict[str, Health] = {}
         observed_all = True
@@ -144,32 +147,41 @@ class StatusController:
             self.on_capacity_changed()
 
     async def _write_binding(self, key: Key, observed: dict[str, dict[str, Any]]) -> None:
-        """Write what the members report into the latest binding, keeping propagation's records."""
+        """One status write: propagation's part (applied records, decision, conditions) and what
+        the members report, onto the latest binding."""
         async with self.state.status_lock(key):
             binding = self.state.bindings.get(key)
             if binding is None:
                 return
-            items = status_items(binding)
+            composed = self.propagation.compose(key, binding)
+            items = composed.items
             for cluster, item in items.items():
                 if cluster in observed:
                     applied = {k: v for k, v in item.items() if k in APPLIED_FIELDS}
                     reported = {k: v for k, v in observed[cluster].items() if k not in APPLIED_FIELDS}
                     items[cluster] = {"clusterName": cluster, **applied, **reported}
-            await self._patch_items(key, binding, items)
-
-    async def _patch_items(self, key: Key, binding: dict[str, Any], items: dict[str, dict[str, Any]]) -> None:
-        status = binding.get("status") or {}
-        new_items = [items[c] for c in sorted(items)]
-        if new_items == list(status.get("aggregatedStatus") or []):
-            return
-        body = {
-            "metadata": {"resourceVersion": binding["metadata"].get("resourceVersion")},
-            "status": {"aggregatedStatus": new_items},
-        }
-        with self.state.writing(key):
-            updated = await asyncio.to_thread(self.hub.patch, binding, body, "status")
-        metrics.HUB_WRITES.labels(controller="status", kind="ResourceBinding").inc()
-        self.state.put_binding(updated)
+            status = binding.get("status") or {}
+            new_items = [items[c] for c in sorted(items)]
+            if (
+                new_items == list(status.get("aggregatedStatus") or [])
+                and same_conditions(composed.conditions, status.get("conditions"))
+                and all(status.get(k) == v for k, v in composed.fields.items())
+            ):
+                self.propagation.committed(key, composed)
+                return
+            body = {
+                "metadata": {"resourceVersion": binding["metadata"].get("resourceVersion")},
+                "status": {
+                    **composed.fields,
+                    "aggregatedStatus": new_items,
+                    "conditions": composed.conditions,
+                },
+            }
+            with self.state.writing(key):
+                updated = await asyncio.to_thread(self.hub.patch, binding, body, "status")
+            metrics.HUB_WRITES.labels(controller="status", kind="ResourceBinding").inc()
+            self.state.put_binding(updated)
+            self.propagation.committed(key, composed)
 
 
 def binding_health(health: Health) -> str:

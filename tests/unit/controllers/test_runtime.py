@@ -184,12 +184,12 @@ async def test_placed_propagated_recorded_with_one_write_per_step(fleet: Fleet) 
         assert items[member]["memberUID"] == copy["metadata"]["uid"]
         assert items[member]["appliedGeneration"] == copy["metadata"]["generation"]
         assert copy["metadata"]["labels"]["flotilla.dev/binding-name"] == "web-deployment"
-    # The binding is created with its decision (one write), one status write records the decision's
-    # explanation with the applied copies, one what the members report: nothing else, however
-    # many watch events came back.
+    # The binding is created with its decision (one write); one status write records the decision's
+    # explanation, the applied copies and what the members report: nothing else, however many
+    # watch events came back.
     assert fleet.hub.writes[("apply", "ResourceBinding")] == 1  # the fake's create
     assert fleet.hub.writes[("patch", "ResourceBinding")] == 0
-    assert fleet.hub.writes[("patch/status", "ResourceBinding")] == 2, fleet.hub.writes
+    assert fleet.hub.writes[("patch/status", "ResourceBinding")] == 1, fleet.hub.writes
 
 
 async def test_restart_reapplies_nothing_and_writes_nothing(fleet: Fleet) -> None:
