@@ -9,8 +9,10 @@ and drift (a hand edit bumps the copy's generation; a deletion removes it) is re
 
 Copies on clusters no longer chosen are deleted, and so are orphans: copies whose ownership
 labels name a binding that no longer exists (its binding was deleted while the operator was
-down) or that no longer targets that cluster. All results, and the decision handed over by the
-scheduling controller, are written in one status update, only when something changed.
+down) or that no longer targets that cluster. The records, and the decision handed over by the
+scheduling controller, wait here until the status controller's next write of the binding, which
+carries them with what the members report (:meth:`PropagationController.compose`): one status
+write, coalesced, after placement work; drift checks read the records not written yet.
 """
 
 from __future__ import annotations

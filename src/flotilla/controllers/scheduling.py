@@ -1,13 +1,14 @@
 """Scheduling: pending queue, reserve / release, requeue on capacity change. One hub write per decision.
 
-Keyed by binding ``(namespace, name)``. A binding is decided when its ``scheduled-inputs``
-annotation equals its ``scheduling-inputs`` digest (written by the detector): the decision and
-that annotation are written together in one optimistic-concurrency patch of the binding's spec
-(a binding changed meanwhile answers 409 and is decided again). The decision's explanation and
-its ``Scheduled`` condition travel to the propagation controller, which writes them in the same
-status update that records the copies it applied, so a decision costs one spec write and no
-status write of its own. An unschedulable binding gets one status write, and only when the
-reason changed; it waits in the pending set and is scheduled again when capacity changes.
+Keyed by binding ``(namespace, name)``. The detector hands over the binding as it should be;
+this controller writes it: created (POST) or updated (an optimistic-concurrency merge patch; a
+binding changed meanwhile answers 409 and is handled again), together with a decision whenever
+its ``scheduling-inputs`` digest is new. A binding is decided when its ``scheduled-inputs``
+annotation equals that digest. The decision's explanation and ``Scheduled`` condition travel
+to the propagation controller, and go out with the binding's next status write (with the copies
+applied), so a decision costs one write and no status write of its own. An unschedulable
+binding gets one status write, and only when the reason changed; it waits in the pending set
+and is scheduled again when capacity changes.
 
 The reservation made for a decision (the scheduler cache's ``assume``) is released when the
 write fails and confirmed by the status controller when the members report the workload.
