@@ -477,7 +477,8 @@ def _identity(pod_name: str) -> str:
     return pod_name.strip() or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
-def _env_bool(value: str | None, default: bool) -> bool:
+def env_bool(value: str | None, default: bool) -> bool:
+    """A boolean setting from the environment: 1/true/yes/on (any case); unset or blank: default."""
     if value is None or not value.strip():
         return default
     return value.strip().lower() in ("1", "true", "yes", "on")
@@ -512,7 +513,7 @@ class ElectionSettings:
         (seconds; 15 / 10 / 2) and ``POD_NAME`` (the identity)."""
         env = os.environ if environ is None else environ
         return cls(
-            enabled=_env_bool(env.get(ENV_ENABLED), False),
+            enabled=env_bool(env.get(ENV_ENABLED), False),
             namespace=env.get(ENV_NAMESPACE, "").strip() or _default_namespace(),
             name=env.get(ENV_NAME, "").strip() or DEFAULT_LEASE_NAME,
             identity=_identity(env.get(ENV_POD_NAME, "")),

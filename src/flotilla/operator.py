@@ -38,7 +38,7 @@ from flotilla.controllers.hub_watch import HubWatch
 from flotilla.controllers.members import MemberController
 from flotilla.controllers.runtime import Runtime
 from flotilla.interpreter import InterpreterRegistry
-from flotilla.leader import ElectionSettings, kube_lease_client
+from flotilla.leader import ElectionSettings, env_bool, kube_lease_client
 from flotilla.scheduler import SchedulerCache
 
 MEMBER_INTERVAL = float(os.environ.get("FLOTILLA_MEMBER_STATUS_INTERVAL", "5"))
@@ -54,10 +54,6 @@ TEMPLATE_KINDS = (
     ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"),
     ("ray.io/v1", "RayJob"),
 )
-
-
-def _env_flag(name: str, default: bool) -> bool:
-    return os.environ.get(name, "true" if default else "false").strip().lower() in ("1", "true", "yes")
 
 
 class _State:
@@ -159,7 +155,7 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         member_ready=member_ctl.ready,
         member_names=member_ctl.inventory.names,
         emit_event=_emit,
-        hold_back=_env_flag("FLOTILLA_HOLD_BACK", True),
+        hold_back=env_bool(os.environ.get("FLOTILLA_HOLD_BACK"), True),
         workers=int(os.environ.get("FLOTILLA_WORKERS", "16")),
         watch_kinds=TEMPLATE_KINDS,
     )

@@ -32,7 +32,7 @@ from flotilla import FIELD_MANAGER, metrics
 from flotilla.controllers.client import Client
 from flotilla.controllers.common import now, with_condition
 from flotilla.controllers.hubstate import HubState, Key, status_items, targets
-from flotilla.controllers.member_copies import MemberCopies
+from flotilla.controllers.member_copies import CopyRef, MemberCopies
 from flotilla.controllers.scheduling import Decision, decided, summary_of
 from flotilla.controllers.workloads import BINDING_API_VERSION
 from flotilla.interpreter import Interpreter, InterpreterRegistry, dependencies, prepare_for_member
@@ -192,11 +192,7 @@ class PropagationController:
                     "appliedMessage": f"apply failed: {str(reason)[:500]}",
                 }
                 self._namespaces.discard((cluster, key[0]))
-        stub = {
-            "apiVersion": api_version,
-            "kind": kind,
-            "metadata": {"name": name, "namespace": key[0] or None},
-        }
+        stub = object_ref(api_version, kind, name, key[0])
         for cluster in sorted(stray):
             results[cluster] = self._delete_copy(cluster, stub, records.get(cluster))
         return results
@@ -336,26 +332,13 @@ class PropagationController:
         self._unrecorded.pop(key, None)
         last = binding or self.tombstones.get(key)
         refs = self.copies.copies_of(key)
-        stubs: dict[tuple[str, str, str, str, str], dict[str, Any]] = {}
-        for cluster, api_version, kind, ns, name in refs:
-            stubs[(cluster, api_version, kind, ns, name)] = {
-                "apiVersion": api_version,
-                "kind": kind,
-                "metadata": {"name": name, "namespace": ns or None},
-            }
         if last is not None:
             resource = last["spec"]["resource"]
-            for cluster in set(targets(last)) | set(status_items(last)):
-                ref = (cluster, resource["apiVersion"], resource["kind"], key[0], resource["name"])
-                stubs.setdefault(
-                    ref,
-                    {
-                        "apiVersion": resource["apiVersion"],
-                        "kind": resource["kind"],
-                        "metadata": {"name": resource["name"], "namespace": key[0] or None},
-                    },
-                )
-        if not stubs:
+            refs |= {
+                (cluster, resource["apiVersion"], resource["kind"], key[0], resource["name"])
+                for cluster in set(targets(last)) | set(status_items(last))
+            }
+        if not refs:
             self.tombstones.pop(key, None)
             return
         if binding is None and last is None:
@@ -368,19 +351,28 @@ class PropagationController:
                 self.state.put_binding(live)
                 await self.reconcile(key)
                 return
-            log.info("removing orphaned copies of deleted binding %s/%s: %s", key[0], key[1], sorted(stubs))
-        errors = await asyncio.to_thread(self._delete_all, stubs)
+            log.info("removing orphaned copies of deleted binding %s/%s: %s", key[0], key[1], sorted(refs))
+        errors = await asyncio.to_thread(self._delete_all, refs)
         if errors:
             raise RuntimeError("could not remove every copy: " + "; ".join(errors))
         self.tombstones.pop(key, None)
 
-    def _delete_all(self, stubs: Mapping[tuple[str, str, str, str, str], dict[str, Any]]) -> list[str]:
+    def _delete_all(self, refs: set[CopyRef]) -> list[str]:
         errors = []
-        for (cluster, *_rest), stub in sorted(stubs.items()):
-            result = self._delete_copy(cluster, stub, None)
+        for cluster, api_version, kind, ns, name in sorted(refs):
+            result = self._delete_copy(cluster, object_ref(api_version, kind, name, ns), None)
             if result is not None:
                 errors.append(f"{cluster}: {result['appliedMessage']}")
         return errors
+
+
+def object_ref(api_version: str, kind: str, name: str, namespace: str) -> dict[str, Any]:
+    """A reference object, enough to delete it."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": {"name": name, "namespace": namespace or None},
+    }
 
 
 def _gvk(binding: Mapping[str, Any]) -> tuple[str, str]:

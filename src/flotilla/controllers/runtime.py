@@ -119,7 +119,9 @@ class Runtime:
             member_ready,
             self.notify_capacity_changed,
         )
-        self.detector_queue: WorkQueue[TemplateKey] = WorkQueue("detector", self._detect, workers=workers)
+        self.detector_queue: WorkQueue[TemplateKey] = WorkQueue(
+            "detector", self.detector.reconcile, workers=workers
+        )
         self.scheduling_queue: WorkQueue[Key] = WorkQueue(
             "scheduling", self.scheduling.reconcile, workers=workers
         )
@@ -127,7 +129,7 @@ class Runtime:
         # Status is not on the path to the members: few workers, so that under load its keys wait
         # (de-duplicated) and a burst of member events becomes one write, not a stampede.
         self.status_queue: WorkQueue[Key] = WorkQueue(
-            "status", self._status, workers=2, yield_to=self._placing, max_yield=2.0
+            "status", self.status.reconcile, workers=2, yield_to=self._placing, max_yield=2.0
         )
         self.queues = (self.detector_queue, self.scheduling_queue, self.propagation_queue, self.status_queue)
         self._capacity_handle: asyncio.TimerHandle | None = None
@@ -208,17 +210,11 @@ class Runtime:
         # one binding write, not one per event.
         self.status_queue.add_after(key, STATUS_COALESCE)
 
-    async def _detect(self, key: TemplateKey) -> None:
-        await self.detector.reconcile(key)
-
     async def _propagate(self, key: Key) -> None:
         await self.propagation.reconcile(key)
         binding = self.state.bindings.get(key)
         if binding is not None and binding["metadata"].get("deletionTimestamp"):
             await self._drop_legacy_finalizer(binding)
-
-    async def _status(self, key: Key) -> None:
-        await self.status.reconcile(key)
 
     async def _drop_legacy_finalizer(self, binding: Mapping[str, Any]) -> None:
         finalizers = list(binding["metadata"].get("finalizers") or [])

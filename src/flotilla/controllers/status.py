@@ -67,14 +67,18 @@ class StatusController:
         per_cluster: dict[str, dict[str, Any]] = {}
         healths: dict[str, Health] = {}
         observed_all = True
+        copies: list[dict[str, Any]] = []  # the chosen clusters' copies
         for cluster in sorted(items):  # clusters propagation recorded; it creates the items
             item = items[cluster]
             known, copy = self.copies.get(
                 cluster, resource["apiVersion"], resource["kind"], key[0], resource["name"]
             )
-            if not self.member_ready(cluster):
+            if copy is not None and cluster in chosen:
+                copies.append(copy)
+            if not self.member_ready(cluster) or (copy is None and known and cluster in chosen):
+                # Stale (the member does not answer) or gone: nothing to report, health unknown.
                 item = {k: v for k, v in item.items() if k in APPLIED_FIELDS or k == "clusterName"}
-                item["health"] = "Unknown"  # stale: the member does not answer
+                item["health"] = "Unknown"
                 observed_all = False
             elif copy is not None and cluster in chosen:
                 reflected = interpreter.reflect_status(copy)
@@ -83,10 +87,6 @@ class StatusController:
                 item = {**item, "status": reflected, "health": binding_health(health)}
                 if not _observed(copy, item):
                     observed_all = False
-            elif known and cluster in chosen:
-                item = {k: v for k, v in item.items() if k in APPLIED_FIELDS or k == "clusterName"}
-                item["health"] = "Unknown"
-                observed_all = False
             else:
                 observed_all = observed_all and cluster not in chosen
             items[cluster] = item
@@ -97,9 +97,7 @@ class StatusController:
         if not aggregated:
             return
         generation = template["metadata"].get("generation")
-        if generation is not None and any(
-            "observedGeneration" in (c.get("status") or {}) for c in self._copies(key, resource, chosen)
-        ):
+        if generation is not None and any("observedGeneration" in (c.get("status") or {}) for c in copies):
             current = (template.get("status") or {}).get("observedGeneration")
             aggregated["observedGeneration"] = (
                 generation if observed_all and set(per_cluster) >= set(chosen) else current
@@ -125,18 +123,6 @@ class StatusController:
             raise
         metrics.HUB_WRITES.labels(controller="status", kind=resource["kind"]).inc()
         self.state.put_template(updated)
-
-    def _copies(
-        self, key: Key, resource: Mapping[str, Any], chosen: Mapping[str, Any]
-    ) -> list[dict[str, Any]]:
-        out = []
-        for cluster in chosen:
-            _known, copy = self.copies.get(
-                cluster, resource["apiVersion"], resource["kind"], key[0], resource["name"]
-            )
-            if copy is not None:
-                out.append(copy)
-        return out
 
     def _confirm(self, key: Key) -> None:
         with self.lock:
