@@ -15,6 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from functools import partial
 from importlib import resources
 from pathlib import Path
@@ -285,16 +286,22 @@ def cluster_row(mc: Mapping[str, Any]) -> dict[str, Any]:
     """What ``get clusters`` reports for one MemberCluster (the ``-o json``/``-o yaml`` shape).
 
     * ``status``: ``Ready``; ``NotReady (<reason>)`` / ``Unknown (<reason>)`` from the Ready
-      condition; or, for a Ready member without a schedulable node, ``Ready (Cordoned)`` (every node
-      cordoned), ``Ready (NodesNotReady)`` or ``Ready (NoSchedulableNodes)``.
+      condition; ``Ready (Cordoned)`` for a member cordoned with ``kubectl flotilla cordon`` (the
+      ``cluster.flotilla.dev/unschedulable`` taint) or whose every node is cordoned; or, for a
+      Ready member without a schedulable node, ``Ready (NodesNotReady)`` or
+      ``Ready (NoSchedulableNodes)``.
     * ``stale``: true unless the Ready condition is True. The operator keeps the last inventory it
       saw when it loses a member, so the figures are then the last known ones, not live data.
     * ``gpusFree``/``gpusTotal``/``nodes``: None when the member has never reported them.
       GPU figures cover schedulable nodes only (Ready and not cordoned).
     * ``cordonedNodes``: ``nodeSummary.cordonedNum``; when an older operator does not report it,
       inferred only in the all-cordoned case, else None.
+    * ``cordoned``: the member is cordoned, or every node is; ``taints``: ``spec.taints`` as
+      ``key[=value]:effect`` strings (with the operator's automatic ``cluster.flotilla.dev/``
+      taints of a NotReady member).
     """
     from flotilla.api.cluster import READY
+    from flotilla.api.taints import is_cordoned, taint_string
 
     st = mc.get("status") or {}
     summary = st.get("resourceSummary")
@@ -309,7 +316,9 @@ def cluster_row(mc: Mapping[str, Any]) -> dict[str, Any]:
     none_schedulable = bool(nodes) and summary is not None and not summary.get("allocatable")
     if cordoned_nodes is None and none_schedulable and ready_nodes == nodes:
         cordoned_nodes = nodes  # every node Ready, none schedulable: every node is cordoned
-    cordoned = bool(nodes) and cordoned_nodes is not None and cordoned_nodes >= (nodes or 0)
+    taints = list((mc.get("spec") or {}).get("taints") or [])
+    all_nodes_cordoned = bool(nodes) and cordoned_nodes is not None and cordoned_nodes >= (nodes or 0)
+    cordoned = is_cordoned(taints) or all_nodes_cordoned
     if ready_status == "True":
         if cordoned:
             status = "Ready (Cordoned)"
@@ -335,6 +344,7 @@ def cluster_row(mc: Mapping[str, Any]) -> dict[str, Any]:
         "nodes": nodes,
         "readyNodes": ready_nodes,
         "cordonedNodes": cordoned_nodes,
+        "taints": [taint_string(t) for t in taints],
         "version": st.get("kubernetesVersion", ""),
     }
 
@@ -347,7 +357,7 @@ CLUSTER_COLUMNS = [
     ("GPU MODELS", "gpuModels"),
     ("NODES", "nodes"),
 ]
-CLUSTER_WIDE_COLUMNS = [("VERSION", "version"), ("MESSAGE", "message")]
+CLUSTER_WIDE_COLUMNS = [("VERSION", "version"), ("TAINTS", "taints"), ("MESSAGE", "message")]
 
 
 def _figure(value: int | None, note: str = "") -> str:
@@ -371,6 +381,7 @@ def cluster_cells(row: Mapping[str, Any]) -> dict[str, Any]:
         "gpuModels": row["gpuModels"] or "-",
         "nodes": nodes,
         "version": row["version"] or "-",
+        "taints": ",".join(row["taints"]) or "-",
         "message": " ".join(str(row["message"]).split()),
     }
 
@@ -389,6 +400,50 @@ def _cmd_get_clusters(args: argparse.Namespace) -> int:
     from flotilla.api import GROUP_VERSION
 
     print(render_clusters(kube.list_objects(_hub(args), GROUP_VERSION, "MemberCluster"), args.output), end="")
+    return 0
+
+
+def set_cordon(api: Any, name: str, cordoned: bool, now: datetime | None = None) -> bool:
+    """Cordon (``cluster.flotilla.dev/unschedulable:NoSchedule``) or uncordon a MemberCluster.
+
+    Returns whether anything changed. The taint list is written with a merge patch that carries
+    the resourceVersion it was computed from (a conflict re-reads and retries), so other taints -
+    the user's, the operator's automatic ones - are never lost. Raises :class:`CliError` when the
+    MemberCluster does not exist.
+    """
+    from kubernetes.client import ApiException
+
+    from flotilla import kube
+    from flotilla.api import GROUP_VERSION
+    from flotilla.api.taints import cordon, same_taints, uncordon
+
+    for _ in range(10):
+        mc = kube.get(api, GROUP_VERSION, "MemberCluster", name)
+        if mc is None:
+            raise CliError(f"membercluster {name!r} not found")
+        current = (mc.get("spec") or {}).get("taints") or []
+        wanted = cordon(current, now or datetime.now(UTC)) if cordoned else uncordon(current)
+        if same_taints(current, wanted):
+            return False
+        body = {
+            "metadata": {"resourceVersion": mc["metadata"]["resourceVersion"]},
+            "spec": {"taints": wanted},
+        }
+        try:
+            kube.patch(api, mc, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                continue  # changed meanwhile (e.g. the operator tainted it): read again
+            raise
+        return True
+    raise CliError(f"membercluster {name!r} kept changing; try again")
+
+
+def _cmd_cordon(args: argparse.Namespace) -> int:
+    cordoned = args.command == "cordon"
+    changed = set_cordon(_hub(args), args.cluster, cordoned)
+    verb = "cordoned" if cordoned else "uncordoned"
+    print(f"membercluster/{args.cluster} {verb if changed else 'already ' + verb}")
     return 0
 
 
@@ -522,6 +577,14 @@ def build_parser() -> argparse.ArgumentParser:
     workload.add_argument("workload")
     hub_options(workload)
     workload.set_defaults(func=_cmd_describe_workload)
+    for name, help_ in (
+        ("cordon", "mark a member cluster unschedulable: no new workloads go there"),
+        ("uncordon", "mark a member cluster schedulable again"),
+    ):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("cluster", help="MemberCluster name")
+        hub_options(p, namespaced=False)
+        p.set_defaults(func=_cmd_cordon)
     version = sub.add_parser("version", help="print the Flotilla version")
     version.set_defaults(func=lambda _a: print(f"flotilla {__import__('flotilla').__version__}") or 0)
 

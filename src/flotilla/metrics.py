@@ -36,6 +36,35 @@ CLUSTER_GPUS = Gauge(
 CLUSTER_GPUS_FREE = Gauge(
     "flotilla_cluster_gpu_free", "Free GPUs per member and GPU model.", ["cluster", "gpu_model"]
 )
+CLUSTER_PROBE_FAILURES = Counter(
+    "flotilla_cluster_probe_failures_total",
+    "Failed health probes of a member cluster by reason (Unreachable | APIServerNotReady | ...).",
+    ["cluster", "reason"],
+)
+CLUSTER_TAINTS_ADDED = Counter(
+    "flotilla_cluster_taints_added_total",
+    "Automatic taints added to member clusters, by taint key and effect.",
+    ["cluster", "key", "effect"],
+)
+CLUSTER_SERIES = (
+    CLUSTER_READY,
+    CLUSTER_GPUS,
+    CLUSTER_GPUS_FREE,
+    CLUSTER_PROBE_FAILURES,
+    CLUSTER_TAINTS_ADDED,
+)
+"""Every series labelled by member cluster: see :func:`forget_cluster`."""
+
+
+def forget_cluster(name: str) -> None:
+    """Drop every series of a member cluster (it was removed), so none lingers with a stale value."""
+    for metric in CLUSTER_SERIES:
+        index = metric._labelnames.index("cluster")
+        for values in list(metric._metrics):  # private, but stable across prometheus_client versions
+            if values[index] == name:
+                metric.remove(*values)
+
+
 BUILD_INFO = Info("flotilla_build", "Flotilla version.")
 
 
@@ -66,3 +95,30 @@ MEMBER_WATCH_EVENTS = Counter(
     "flotilla_member_watch_events_total", "Watch events of propagated copies by member.", ["cluster"]
 )
 LEADER = Gauge("flotilla_leader", "1 while this replica is the active (leader) operator.")
+
+# FederatedResourceQuota (named after kube-apiserver's admission and Kueue's quota series).
+QUOTA_ADMISSIONS = Counter(
+    "flotilla_quota_admission_total",
+    "Quota admission reviews by result (allowed | denied | error) and reason.",
+    ["result", "reason"],
+)
+QUOTA_ADMISSION_DURATION = Histogram(
+    "flotilla_quota_admission_duration_seconds",
+    "Time to answer one quota admission review (listing quotas, checking, charging).",
+    ["result"],
+    buckets=_BUCKETS,
+)
+QUOTA_CHARGE_CONFLICTS = Counter(
+    "flotilla_quota_charge_conflicts_total",
+    "Charges retried because another apply (or the quota controller) updated the quota first.",
+)
+QUOTA_USED = Gauge(
+    "flotilla_quota_used",
+    "FederatedResourceQuota usage (canonical units).",
+    ["namespace", "name", "resource"],
+)
+QUOTA_HARD = Gauge(
+    "flotilla_quota_hard",
+    "FederatedResourceQuota limit (canonical units).",
+    ["namespace", "name", "resource"],
+)

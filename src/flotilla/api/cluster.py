@@ -44,9 +44,21 @@ class MemberClusterSpec(KubeModel):
     )
     region: str | None = Field(default=None, max_length=128, description="Region, e.g. eu-west.")
     zone: str | None = Field(default=None, max_length=128, description="Zone, e.g. eu-west-1a.")
-    taints: Annotated[list[Taint], Field(max_length=64)] | None = Field(
+    taints: (
+        Annotated[
+            list[Taint],
+            Field(max_length=64),
+            Schema(x_kubernetes_list_type="map", x_kubernetes_list_map_keys=["key", "effect"]),
+        ]
+        | None
+    ) = Field(
         default=None,
-        description="Taints; workloads without a matching clusterToleration avoid (or leave) the cluster.",
+        description=(
+            "Taints; workloads without a matching clusterToleration avoid (or leave) the cluster. "
+            "Keyed by key and effect, so server-side apply merges entries. The operator adds and "
+            "removes cluster.flotilla.dev/not-ready and cluster.flotilla.dev/unreachable itself; "
+            "kubectl flotilla cordon adds cluster.flotilla.dev/unschedulable."
+        ),
     )
 
 

@@ -89,7 +89,10 @@ class Taint(KubeModel):
     key: str = Field(min_length=1, max_length=317, description="Taint key.")
     value: str | None = Field(default=None, max_length=63, description="Taint value.")
     effect: TaintEffect = Field(description="NoSchedule, PreferNoSchedule or NoExecute.")
-    time_added: Timestamp | None = Field(default=None, description="When a NoExecute taint was added.")
+    time_added: Timestamp | None = Field(
+        default=None,
+        description="When the taint was added (Flotilla's automatic taints always carry it).",
+    )
 
 
 class ObjectStatus(KubeModel):

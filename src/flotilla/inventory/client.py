@@ -95,7 +95,12 @@ class MemberClient:
 
     # -- requests ------------------------------------------------------------------------------
     def _request(
-        self, path: str, query: list[tuple[str, str]] | None, accept: str, read_timeout: float
+        self,
+        path: str,
+        query: list[tuple[str, str]] | None,
+        accept: str,
+        read_timeout: float,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> Any:
         method, url, headers, body, _ = self._api.param_serialize(
             method="GET",
@@ -105,7 +110,7 @@ class MemberClient:
             auth_settings=["BearerToken"],
         )
         rest = self._api.call_api(
-            method, url, header_params=headers, body=body, _request_timeout=(CONNECT_TIMEOUT, read_timeout)
+            method, url, header_params=headers, body=body, _request_timeout=(connect_timeout, read_timeout)
         )
         return rest.response  # urllib3 response, body not read yet
 
@@ -128,9 +133,10 @@ class MemberClient:
         *,
         accept: str = "application/json",
         timeout: float = 30.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> Any:
         """GET ``path`` and decode JSON (or return text); non-2xx raises ``ApiException``."""
-        resp = self._request(path, query, accept, timeout)
+        resp = self._request(path, query, accept, timeout, connect_timeout)
         self._register(resp)
         try:
             data = resp.data
@@ -182,9 +188,15 @@ class MemberClient:
         """The member's Kubernetes version (``gitVersion`` of ``/version``)."""
         return str(self.get("/version", timeout=10.0).get("gitVersion", ""))
 
-    def readyz(self) -> None:
-        """Probe ``/readyz``; returns when it answers ``ok``, raises otherwise."""
-        body = self.get("/readyz", accept="text/plain, */*", timeout=5.0)
+    def readyz(self, timeout: float = 5.0) -> None:
+        """Probe ``/readyz`` (connecting and reading each within ``timeout`` seconds); returns
+        when it answers ``ok``, raises otherwise."""
+        body = self.get(
+            "/readyz",
+            accept="text/plain, */*",
+            timeout=timeout,
+            connect_timeout=min(timeout, CONNECT_TIMEOUT),
+        )
         if body != "ok":
             raise ApiException(status=503, reason=f"/readyz answered {str(body)[:200]!r}")
 

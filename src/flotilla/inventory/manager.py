@@ -20,13 +20,17 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from flotilla.inventory.client import InventoryError
+from flotilla.inventory.health import HealthStatus
 from flotilla.inventory.member import (
     DEFAULT_FAILURE_THRESHOLD,
     DEFAULT_PROBE_INTERVAL,
+    DEFAULT_PROBE_TIMEOUT,
+    DEFAULT_SUCCESS_THRESHOLD,
     MemberConnection,
     MemberState,
 )
@@ -60,6 +64,8 @@ class InventoryManager:
         on_change: Callable[[str], None] | None = None,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
         failure_threshold: int = DEFAULT_FAILURE_THRESHOLD,
+        success_threshold: int = DEFAULT_SUCCESS_THRESHOLD,
+        probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
         discovery_interval: float = 60.0,
         max_backoff: float = 30.0,
     ) -> None:
@@ -67,6 +73,8 @@ class InventoryManager:
         self.lock = lock if lock is not None else threading.RLock()
         self.probe_interval = probe_interval
         self.failure_threshold = failure_threshold
+        self.success_threshold = success_threshold
+        self.probe_timeout = probe_timeout
         self.discovery_interval = discovery_interval
         self.max_backoff = max_backoff
         self._on_change = on_change
@@ -151,6 +159,8 @@ class InventoryManager:
                 on_change=self._member_changed,
                 probe_interval=self.probe_interval,
                 failure_threshold=self.failure_threshold,
+                success_threshold=self.success_threshold,
+                probe_timeout=self.probe_timeout,
                 discovery_interval=self.discovery_interval,
                 max_backoff=self.max_backoff,
                 inventory=inventory,
@@ -176,6 +186,31 @@ class InventoryManager:
     def state(self, name: str) -> MemberState:
         """The member's state (``KeyError`` if it is not registered)."""
         return self._members[name][1].state()
+
+    def readiness(self, name: str) -> tuple[bool, str, str, datetime]:
+        """``(ready, reason, message, last transition)`` of the member's Ready condition (cheap;
+        ``KeyError`` if it is not registered)."""
+        return self._members[name][1].readiness()
+
+    def health(self, name: str) -> HealthStatus:
+        """The member's health tracker verdict (cheap; ``KeyError`` if it is not registered)."""
+        return self._members[name][1].health()
+
+    def set_taints(self, name: str, taints: Iterable[Taint | Mapping[str, Any]]) -> bool:
+        """Replace a registered member's taints in place (e.g. after the operator wrote them to
+        the MemberCluster), so the scheduler sees them without waiting for the watch event.
+        Returns whether anything changed (False for an unknown member)."""
+        with self._registry:
+            current = self._members.get(name)
+            if current is None:
+                return False
+            registration, conn = current
+            meta = replace(registration.meta, taints=_taints(taints))
+            if meta == registration.meta:
+                return False
+            self._members[name] = (_Registration(registration.kubeconfig_text, meta), conn)
+            self._member_changed(name, conn.inventory.set_cluster(meta=meta) | Change.CHANGED)
+            return True
 
     def ready(self, name: str) -> bool:
         """Whether the member is registered and Ready (cheap; False when unknown)."""

@@ -2,9 +2,15 @@
 
 Threads per member (daemon, named ``flotilla-inventory-<member>-<role>``):
 
-* ``probe`` - connects (``/version`` + API discovery), then probes ``GET /readyz`` every
-  ``probe_interval`` seconds; the member turns NotReady after ``failure_threshold``
-  consecutive failures, or at once while it has never been reached. API discovery is
+* ``probe`` - connects (``/version`` + API discovery), then probes ``GET /readyz`` (each
+  request bounded by ``probe_timeout``) every ``probe_interval`` seconds. A probe fails when
+  the API server does not answer (``Unreachable``), answers anything but ``ok``
+  (``APIServerNotReady``) or rejects the credentials (``Unauthorized``), or when the member
+  has nodes and none is Ready (``NoReadyNodes``). Results feed a
+  :class:`~flotilla.inventory.health.HealthTracker`: the member turns NotReady after
+  ``failure_threshold`` consecutive failures and Ready again after ``success_threshold``
+  consecutive successes (the first success of a member never seen decides at once). Until
+  then a member never reached reports the latest failure's reason. API discovery is
   repeated every ``discovery_interval`` and after each recovery.
 * ``nodes`` / ``pods`` - list (paginated), then watch from the list's resourceVersion with
   bookmarks; on ``410 Gone`` (or repeated watch failures) they list again. Errors back off
@@ -30,14 +36,18 @@ from typing import Any, TypeVar
 
 from kubernetes.client import ApiException
 
+from flotilla import metrics
 from flotilla.inventory.client import InventoryError, MemberClient, is_connection_error, load_kubeconfig
 from flotilla.inventory.discovery import ApiResourceEntry, enablement_status, gvk_set
+from flotilla.inventory.health import Health, HealthStatus, HealthTracker, ProbeResult, Reason
 from flotilla.inventory.store import Change, ClusterMeta, MemberInventory
 from flotilla.scheduler.cache import SchedulerCache
 
 __all__ = [
     "DEFAULT_FAILURE_THRESHOLD",
     "DEFAULT_PROBE_INTERVAL",
+    "DEFAULT_PROBE_TIMEOUT",
+    "DEFAULT_SUCCESS_THRESHOLD",
     "MemberConnection",
     "MemberState",
     "Reason",
@@ -46,25 +56,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULT_PROBE_INTERVAL = 10.0
+DEFAULT_PROBE_INTERVAL = 2.0
+DEFAULT_PROBE_TIMEOUT = 3.0
 DEFAULT_FAILURE_THRESHOLD = 3
+DEFAULT_SUCCESS_THRESHOLD = 2
 WATCH_SECONDS = 240
 """Server-side ``timeoutSeconds`` of one watch request (then it is resumed from its resourceVersion)."""
 LIST_PAGE = 500
 POD_FIELD_SELECTOR = "spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed"
-
-
-class Reason:
-    """``reason`` values of the Ready condition (CamelCase, one word)."""
-
-    READY = "Ready"
-    CONNECTING = "Connecting"
-    SYNCING = "Syncing"
-    KUBECONFIG_INVALID = "KubeconfigInvalid"
-    UNREACHABLE = "Unreachable"
-    UNAUTHORIZED = "Unauthorized"
-    UNHEALTHY = "Unhealthy"
-    STOPPED = "Stopped"
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,10 @@ class MemberState:
     node_summary: dict[str, int] | None = None
     last_probe_time: datetime | None = None
     last_transition_time: datetime | None = None
+    health: Health = Health.UNKNOWN
+    """The health tracker's verdict (``ready`` also needs the initial lists)."""
+    health_since: datetime | None = None
+    """When ``health`` last changed."""
 
     def ready_condition(self) -> dict[str, Any]:
         """The ``Ready`` condition (metav1.Condition fields except observedGeneration)."""
@@ -118,7 +121,8 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         detail = str(getattr(exc, "reason", None) or exc)
         return Reason.UNREACHABLE, f"cannot connect to the member API server: {detail}"[:1024]
     if isinstance(exc, ApiException):
-        return Reason.UNHEALTHY, f"the member API server answered HTTP {exc.status}: {exc.reason}"[:1024]
+        detail = f"the member API server answered HTTP {exc.status}: {exc.reason}"
+        return Reason.API_SERVER_NOT_READY, detail[:1024]
     return Reason.UNHEALTHY, f"{type(exc).__name__}: {exc}"[:1024]
 
 
@@ -161,6 +165,8 @@ class MemberConnection:
         on_change: Callable[[str, Change], None] | None = None,
         probe_interval: float = DEFAULT_PROBE_INTERVAL,
         failure_threshold: int = DEFAULT_FAILURE_THRESHOLD,
+        success_threshold: int = DEFAULT_SUCCESS_THRESHOLD,
+        probe_timeout: float = DEFAULT_PROBE_TIMEOUT,
         discovery_interval: float = 60.0,
         max_backoff: float = 30.0,
         inventory: MemberInventory | None = None,
@@ -172,7 +178,9 @@ class MemberConnection:
         if meta is not None:
             self.inventory.meta = meta
         self.probe_interval = probe_interval
+        self.probe_timeout = probe_timeout
         self.failure_threshold = max(1, failure_threshold)
+        self.success_threshold = max(1, success_threshold)
         self.discovery_interval = discovery_interval
         self.max_backoff = max_backoff
         self._on_change = on_change
@@ -188,8 +196,13 @@ class MemberConnection:
         self._last_probe: datetime | None = None
         self._last_transition = datetime.now(UTC)
         self._connected = False
-        self._failures = 0
         self._synced: set[str] = set()
+        # A connection that takes over a Ready member (a changed kubeconfig) starts from Ready.
+        self._tracker = HealthTracker(
+            self.failure_threshold,
+            self.success_threshold,
+            initial=Health.READY if self._ready else Health.UNKNOWN,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -268,16 +281,41 @@ class MemberConnection:
             self._notify(change | Change.CHANGED)
 
     def _refresh_ready(self) -> None:
-        """Ready once connected, healthy and both initial lists are in."""
+        """Ready when the tracker says Ready and both initial lists are in."""
         with self.lock:
-            healthy = self._connected and self._failures < self.failure_threshold
+            health = self._tracker.status()
             synced = self._synced >= {"nodes", "pods"}
-        if healthy and synced:
+        if health.state is Health.READY and synced:
             self._set_state(
                 True, Reason.READY, "the member API server is healthy and its inventory is synced"
             )
-        elif healthy:
-            self._set_state(False, Reason.SYNCING, "listing the member's nodes and pods")
+        elif health.state is Health.READY:
+            if self._connected:
+                self._set_state(False, Reason.SYNCING, "listing the member's nodes and pods")
+        else:
+            self._set_state(False, health.reason, health.message)
+
+    def _observe(self, result: ProbeResult) -> HealthStatus:
+        """Feed one probe result to the tracker and publish what it decides."""
+        with self.lock:
+            status = self._tracker.observe(result)
+            self._last_probe = datetime.now(UTC)
+        if not result.ok:
+            metrics.CLUSTER_PROBE_FAILURES.labels(cluster=self.name, reason=result.reason).inc()
+        if status.transitioned:
+            log.info("member %s: %s (%s) %s", self.name, status.state, status.reason, status.message)
+        self._refresh_ready()
+        return status
+
+    def health(self) -> HealthStatus:
+        """The health tracker's current verdict (cheap)."""
+        with self.lock:
+            return self._tracker.status()
+
+    def readiness(self) -> tuple[bool, str, str, datetime]:
+        """``(ready, reason, message, last transition)`` of the Ready condition (cheap)."""
+        with self.lock:
+            return self._ready, self._reason, self._message, self._last_transition
 
     def is_ready(self) -> bool:
         """Whether the member is Ready (cheap: no summaries are computed)."""
@@ -300,6 +338,8 @@ class MemberConnection:
                 node_summary=nodes,
                 last_probe_time=self._last_probe,
                 last_transition_time=self._last_transition,
+                health=self._tracker.state,
+                health_since=datetime.fromtimestamp(self._tracker.since, UTC),
             )
 
     # -- probe -----------------------------------------------------------------------------------
@@ -312,6 +352,23 @@ class MemberConnection:
             self._apis = apis
         self._notify(self.inventory.set_cluster(api_enablements=gvk_set(apis)))
 
+    def _probe(self) -> ProbeResult:
+        """One probe: ``/readyz``, then (once nodes are listed) whether any node is Ready."""
+        assert self._client is not None
+        try:
+            self._client.readyz(timeout=self.probe_timeout)
+        except Exception as exc:
+            return ProbeResult.failure(*_classify(exc))
+        with self.lock:
+            nodes_listed = "nodes" in self._synced
+        if nodes_listed:
+            total, ready = self.inventory.node_readiness()
+            if total and not ready:
+                return ProbeResult.failure(
+                    Reason.NO_READY_NODES, f"none of the member's {total} nodes is Ready"
+                )
+        return ProbeResult.success()
+
     def _probe_loop(self) -> None:
         assert self._client is not None
         backoff = _Backoff(min(self.max_backoff, self.probe_interval))
@@ -320,14 +377,15 @@ class MemberConnection:
                 self._discover()
                 break
             except Exception as exc:
-                self._set_state(False, *_classify(exc))
+                if self._stop.is_set():
+                    return
+                self._observe(ProbeResult.failure(*_classify(exc)))
                 if self._wait(backoff.next()):
                     return
         with self.lock:
             self._connected = True
-            self._last_probe = datetime.now(UTC)
         last_discovery = time.monotonic()
-        self._refresh_ready()
+        self._observe(ProbeResult.success())
         self._spawn("nodes", lambda: self._list_watch("nodes", "/api/v1/nodes", [], self.inventory))
         self._spawn(
             "pods",
@@ -336,27 +394,17 @@ class MemberConnection:
             ),
         )
         while not self._wait(self.probe_interval):
-            try:
-                self._client.readyz()
-                with self.lock:
-                    recovered = self._failures >= self.failure_threshold
-                    self._failures = 0
-                    self._last_probe = datetime.now(UTC)
-                if recovered or time.monotonic() - last_discovery >= self.discovery_interval:
+            result = self._probe()
+            if self._stop.is_set():
+                return
+            status = self._observe(result)
+            recovered = status.transitioned and status.state is Health.READY
+            if result.ok and (recovered or time.monotonic() - last_discovery >= self.discovery_interval):
+                try:
                     self._discover()
                     last_discovery = time.monotonic()
-            except Exception as exc:
-                if self._stop.is_set():
-                    return
-                reason, message = _classify(exc)
-                with self.lock:
-                    self._failures += 1
-                    self._last_probe = datetime.now(UTC)
-                    failed = self._failures >= self.failure_threshold
-                if failed:
-                    self._set_state(False, reason, message)
-                continue
-            self._refresh_ready()
+                except Exception as exc:
+                    log.debug("member %s: discovery failed: %s", self.name, exc)
 
     # -- list + watch ----------------------------------------------------------------------------
     def _list(

@@ -280,6 +280,11 @@ class MemberInventory:
                 ),
             )
 
+    def node_readiness(self) -> tuple[int, int]:
+        """``(nodes, Ready nodes)`` currently held (cheap)."""
+        with self.lock:
+            return len(self._nodes), len(self._ready_nodes & self._nodes.keys())
+
     def counts(self) -> tuple[int, int]:
         """``(nodes, pods)`` currently held."""
         with self.lock:

@@ -185,6 +185,8 @@ class _Proc:
     binary: str
     popen: subprocess.Popen[bytes]
     log: Path
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
 
 
 @dataclass
@@ -285,6 +287,37 @@ class Rig:
         if state.exists():
             state.unlink()
 
+    def stop_component(self, cluster: str, name: str, *, crash: bool = True) -> None:
+        """Stop one process of a cluster (e.g. a member's ``kube-apiserver``): killed, as if it
+        crashed, or with ``crash=False`` terminated gracefully. :meth:`start_component` brings it
+        back. For failure tests."""
+        proc = self._proc(cluster, name)
+        if crash and proc.popen.poll() is None:
+            proc.popen.kill()
+            proc.popen.wait()
+        _stop_child(proc.popen)
+
+    def start_component(self, cluster: str, name: str, timeout: float = 120.0) -> None:
+        """Start a process stopped by :meth:`stop_component` again, with the same arguments (its
+        port, data and certificates are kept); for an API server, wait until it is ready."""
+        old = self._proc(cluster, name)
+        if old.popen.poll() is None:
+            return
+        self._procs[cluster].remove(old)
+        proc = self._spawn(cluster, name, Path(old.binary), old.args, old.env)
+        handle = self.hub if self.hub is not None and self.hub.name == cluster else self.members.get(cluster)
+        if handle is not None:
+            handle.pids[name] = proc.popen.pid
+            if name == "kube-apiserver":
+                self._wait(f"{cluster}: kube-apiserver", proc, handle.ready, timeout)
+        self.save_state()
+
+    def _proc(self, cluster: str, name: str) -> _Proc:
+        for proc in self._procs.get(cluster, []):
+            if proc.name == name:
+                return proc
+        raise RigError(f"cluster {cluster!r} has no process {name!r}")
+
     def save_state(self) -> None:
         data = {
             "clusters": [c.to_json() for c in self.clusters],
@@ -323,7 +356,7 @@ class Rig:
                 start_new_session=True,
                 env={**os.environ, **env} if env else None,
             )
-        proc = _Proc(name=name, binary=str(binary), popen=popen, log=log)
+        proc = _Proc(name=name, binary=str(binary), popen=popen, log=log, args=list(args), env=env)
         self._procs.setdefault(cluster, []).append(proc)
         return proc
 

@@ -18,6 +18,7 @@ import bisect
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,22 +48,48 @@ _GPU_NAMES = frozenset({GPU_RESOURCE, GPU_MILLI_RESOURCE})
 
 @dataclass(frozen=True, slots=True)
 class Taint:
-    """A cluster or node taint (``effect`` is NoSchedule, PreferNoSchedule or NoExecute)."""
+    """A cluster or node taint (``effect`` is NoSchedule, PreferNoSchedule or NoExecute).
+
+    ``time_added`` is the taint's ``timeAdded`` (timezone-aware), when it has one: Flotilla's
+    automatic member taints carry it, so how long a member has been tainted can be read here.
+    """
 
     key: str
     value: str = ""
     effect: str = "NoSchedule"
+    time_added: datetime | None = None
 
     def __str__(self) -> str:
         value = f"={self.value}" if self.value else ""
         return f"{self.key}{value}:{self.effect}"
 
     def to_dict(self) -> dict[str, str]:
-        return {"key": self.key, "value": self.value, "effect": self.effect}
+        out = {"key": self.key, "value": self.value, "effect": self.effect}
+        if self.time_added is not None:
+            out["timeAdded"] = self.time_added.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Taint:
-        return cls(str(raw["key"]), str(raw.get("value") or ""), str(raw.get("effect") or "NoSchedule"))
+        return cls(
+            str(raw["key"]),
+            str(raw.get("value") or ""),
+            str(raw.get("effect") or "NoSchedule"),
+            _parse_time(raw.get("timeAdded")),
+        )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp (or a datetime) as an aware datetime; None when absent or unreadable."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)

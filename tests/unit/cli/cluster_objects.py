@@ -16,6 +16,7 @@ def member(
     gpus: tuple[int, int] | None = (40, 40),
     nodes: dict[str, int] | None = None,
     version: str | None = "v1.34.4",
+    taints: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A MemberCluster; ``gpus`` = (free, total) of one H100 model, None for no resourceSummary."""
     status: dict[str, Any] = {}
@@ -50,6 +51,9 @@ def member(
         "apiVersion": "flotilla.dev/v1alpha1",
         "kind": "MemberCluster",
         "metadata": {"name": name},
-        "spec": {"secretRef": {"namespace": "flotilla-system", "name": f"{name}-kubeconfig"}},
+        "spec": {
+            "secretRef": {"namespace": "flotilla-system", "name": f"{name}-kubeconfig"},
+            **({"taints": taints} if taints is not None else {}),
+        },
         **({"status": status} if status else {}),
     }

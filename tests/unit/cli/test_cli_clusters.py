@@ -48,6 +48,7 @@ def test_a_live_member() -> None:
         "nodes": 5,
         "readyNodes": 5,
         "cordonedNodes": 0,
+        "taints": [],
         "version": "v1.34.4",
     }
     rows = table(render_clusters([member("a", nodes=LIVE_NODES)], "table"))
@@ -63,9 +64,16 @@ def test_an_unreachable_member_shows_its_reason_and_stale_figures() -> None:
         message="cannot connect to the member API server:\n  connection refused",
         gpus=(12, 48),
         nodes={"totalNum": 12, "readyNum": 12, "cordonedNum": 0},
+        taints=[
+            {
+                "key": "cluster.flotilla.dev/unreachable",
+                "effect": "NoSchedule",
+                "timeAdded": "2026-01-01T00:00:00Z",
+            }
+        ],
     )
     rows = table(render_clusters([mc], "wide"))
-    assert rows[""][-2:] == ["VERSION", "MESSAGE"]
+    assert rows[""][-3:] == ["VERSION", "TAINTS", "MESSAGE"]
     assert rows["b"] == [
         "b",
         "NotReady (Unreachable)",
@@ -74,6 +82,7 @@ def test_an_unreachable_member_shows_its_reason_and_stale_figures() -> None:
         f"{H100}x48",
         "12 (stale)",
         "v1.34.4",
+        "cluster.flotilla.dev/unreachable:NoSchedule",
         "cannot connect to the member API server: connection refused",
     ]
     (doc,) = json.loads(render_clusters([mc], "json"))

@@ -129,15 +129,61 @@ def test_probe_failures_turn_the_member_not_ready_and_back(
     ready_with(manager, "m", 14)
     capacity = manager.capacity_version
     server.readyz_status = 500
-    state = eventually(lambda: (s := manager.state("m")).reason == "Unhealthy" and s, "Unhealthy")
+    state = eventually(
+        lambda: (s := manager.state("m")).reason == "APIServerNotReady" and s, "APIServerNotReady"
+    )
     assert not state.ready and "500" in state.message
+    assert state.health == "NotReady" and manager.health("m").state == "NotReady"
     with manager.lock:
         assert not manager.cache.snapshot().clusters["m"].ready
     server.readyz_status = 200
     ready_with(manager, "m", 14)
     assert manager.capacity_version > capacity
+    assert manager.health("m").state == "Ready"
     with manager.lock:
         assert manager.cache.snapshot().clusters["m"].ready
+
+
+def test_a_member_without_a_ready_node_turns_not_ready(
+    server: FakeApiServer, manager: InventoryManager
+) -> None:
+    manager.register("m", server.kubeconfig())
+    ready_with(manager, "m", 14)
+    server.put("nodes", node("n1", ready="False"))
+    eventually(
+        lambda: manager.state("m").node_summary == {"totalNum": 2, "readyNum": 1, "cordonedNum": 0}, "n1"
+    )
+    assert manager.state("m").ready  # one Ready node is enough
+    server.put("nodes", node("n2", ready="Unknown"))
+    state = eventually(lambda: (s := manager.state("m")).reason == "NoReadyNodes" and s, "NoReadyNodes")
+    assert not state.ready and state.message == "none of the member's 2 nodes is Ready"
+    server.put("nodes", node("n2"))
+    eventually(lambda: manager.state("m").ready, "Ready again")
+
+
+def test_set_taints_reaches_the_scheduler_cache(server: FakeApiServer, manager: InventoryManager) -> None:
+    manager.register("m", server.kubeconfig(), taints=[{"key": "user", "effect": "NoSchedule"}])
+    ready_with(manager, "m", 14)
+    version = manager.version
+    taints = [
+        {"key": "user", "effect": "NoSchedule"},
+        {
+            "key": "cluster.flotilla.dev/unreachable",
+            "effect": "NoExecute",
+            "timeAdded": "2026-01-02T03:04:05Z",
+        },
+    ]
+    assert manager.set_taints("m", taints)
+    assert not manager.set_taints("m", taints)  # unchanged
+    assert not manager.set_taints("unknown", taints)
+    assert manager.version > version
+    with manager.lock:
+        cluster = manager.cache.snapshot().clusters["m"]
+    assert [str(t) for t in cluster.taints] == [
+        "user:NoSchedule",
+        "cluster.flotilla.dev/unreachable:NoExecute",
+    ]
+    assert cluster.taints[1].time_added is not None and cluster.taints[1].time_added.year == 2026
 
 
 def test_wrong_token_is_unauthorized(server: FakeApiServer, manager: InventoryManager) -> None:
