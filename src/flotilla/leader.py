@@ -484,7 +484,8 @@ def env_bool(value: str | None, default: bool) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
-def _default_namespace() -> str:
+def default_namespace() -> str:
+    """The namespace of the pod's service account (the release namespace in the chart), else ``default``."""
     with contextlib.suppress(OSError):
         namespace = _SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
         if namespace:
@@ -514,7 +515,7 @@ class ElectionSettings:
         env = os.environ if environ is None else environ
         return cls(
             enabled=env_bool(env.get(ENV_ENABLED), False),
-            namespace=env.get(ENV_NAMESPACE, "").strip() or _default_namespace(),
+            namespace=env.get(ENV_NAMESPACE, "").strip() or default_namespace(),
             name=env.get(ENV_NAME, "").strip() or DEFAULT_LEASE_NAME,
             identity=_identity(env.get(ENV_POD_NAME, "")),
             lease_seconds=float(env.get(ENV_LEASE_DURATION) or DEFAULT_LEASE_SECONDS),

@@ -44,3 +44,28 @@ false
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The admission webhook: its Service, certificate Secret, cert-manager Certificate and ValidatingWebhookConfiguration. */}}
+{{- define "flotilla.webhookServiceName" -}}
+{{- printf "%s-webhook" (include "flotilla.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "flotilla.webhookSecretName" -}}
+{{- printf "%s-webhook-cert" (include "flotilla.fullname" .) | trunc 253 -}}
+{{- end -}}
+
+{{- define "flotilla.webhookCertificateName" -}}
+{{- printf "%s-webhook" (include "flotilla.fullname" .) | trunc 253 -}}
+{{- end -}}
+
+{{- define "flotilla.webhookConfigName" -}}
+{{- include "flotilla.fullname" . -}}
+{{- end -}}
+
+{{/* webhook.namespaceSelector plus a term that leaves out kube-system and the release namespace (JSON). */}}
+{{- define "flotilla.webhookNamespaceSelector" -}}
+{{- $selector := deepCopy (.Values.webhook.namespaceSelector | default dict) -}}
+{{- $exclude := dict "key" "kubernetes.io/metadata.name" "operator" "NotIn" "values" (list "kube-system" .Release.Namespace | uniq) -}}
+{{- $_ := set $selector "matchExpressions" (prepend ($selector.matchExpressions | default list) $exclude) -}}
+{{- toJson $selector -}}
+{{- end -}}
