@@ -10,12 +10,25 @@ Settings (environment):
   unless ``FLOTILLA_METRICS_ADDR`` says otherwise;
 * ``FLOTILLA_HOLD_BACK`` (default ``true``) - suspend batch templates on the hub, for hubs that
   run workload controllers;
-* ``FLOTILLA_MEMBER_STATUS_INTERVAL`` (default 5 s) - MemberCluster status refresh;
+* ``FLOTILLA_MEMBER_STATUS_INTERVAL`` (default 5 s) - MemberCluster status refresh (inventory
+  figures; health changes are written as soon as they happen);
+* ``FLOTILLA_MEMBER_PROBE_INTERVAL`` (default 2 s) and ``FLOTILLA_MEMBER_PROBE_TIMEOUT``
+  (default 3 s) - how often each member's ``/readyz`` is probed, and how long one probe may take;
+* ``FLOTILLA_MEMBER_FAILURE_THRESHOLD`` (default 3) / ``FLOTILLA_MEMBER_SUCCESS_THRESHOLD``
+  (default 2) - consecutive failed / successful probes before a member turns NotReady / Ready;
+* ``FLOTILLA_AUTO_TAINTS`` (default ``true``) - taint NotReady members
+  (``cluster.flotilla.dev/not-ready`` or ``.../unreachable``: NoSchedule at once, NoExecute
+  after ``FLOTILLA_MEMBER_NOEXECUTE_GRACE`` seconds, default 30, negative for never); see
+  :mod:`flotilla.controllers.members`;
 * ``FLOTILLA_KOPF_LOG_LEVEL`` (default ``WARNING``) - level of Kopf's per-handler log lines;
 * ``FLOTILLA_WORKERS`` (default 16) - workers per controller queue (status has two);
 * ``FLOTILLA_LEADER_ELECT`` (default ``false``; the Helm chart sets ``true``) - leader election
   with a coordination.k8s.io Lease (see :class:`flotilla.leader.ElectionSettings`): one active
-  replica, the others keep their caches warm and take over when its Lease lapses.
+  replica, the others keep their caches warm and take over when its Lease lapses;
+* ``FLOTILLA_WEBHOOK_*`` (see :class:`flotilla.admission.settings.WebhookSettings`; off unless
+  ``FLOTILLA_WEBHOOK_ENABLED``, which the chart and the rig set) - the FederatedResourceQuota
+  admission webhook every replica serves; ``FLOTILLA_QUOTA_CHARGE_TTL`` (default 30 s) - how long
+  an admission charge counts before the quota controller has seen its workload.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from typing import Any, cast
 import kopf
 
 from flotilla import API_GROUP, API_VERSION, __version__, metrics
+from flotilla.admission.settings import WebhookSettings
 from flotilla.api import GROUP_VERSION, ignored_field_message, ignored_fields_in
 from flotilla.controllers.client import KubeClient
 from flotilla.controllers.hub_watch import HubWatch
@@ -39,6 +53,7 @@ from flotilla.controllers.members import MemberController
 from flotilla.controllers.runtime import Runtime
 from flotilla.interpreter import InterpreterRegistry
 from flotilla.leader import ElectionSettings, env_bool, kube_lease_client
+from flotilla.quota.webhook import QuotaWebhook
 from flotilla.scheduler import SchedulerCache
 
 MEMBER_INTERVAL = float(os.environ.get("FLOTILLA_MEMBER_STATUS_INTERVAL", "5"))
@@ -62,6 +77,7 @@ class _State:
     leader_task: asyncio.Task[None] | None = None
     hub_api: Any = None
     hub_watches: dict[tuple[str, str], HubWatch] = {}
+    webhook: QuotaWebhook | None = None
 
 
 STATE = _State()
@@ -132,6 +148,7 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=int(os.environ.get("FLOTILLA_IO_THREADS", "64")))
     )
+    webhook = WebhookSettings.from_env()
     hub_api = await asyncio.to_thread(_hub_client)
     lock = threading.RLock()
     cache = SchedulerCache()
@@ -158,12 +175,14 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         hold_back=env_bool(os.environ.get("FLOTILLA_HOLD_BACK"), True),
         workers=int(os.environ.get("FLOTILLA_WORKERS", "16")),
         watch_kinds=TEMPLATE_KINDS,
+        quota_enforced=webhook.enabled,
     )
     STATE.runtime, STATE.members, STATE.hub_api = rt, member_ctl, hub_api
     await rt.preload()
     # Templates and bindings are watched by Flotilla's own threads (see hub_watch), after the
     # preload so that no template is handled before the policies and bindings are known.
     _watch(GROUP_VERSION, "ResourceBinding", rt.on_binding)
+    _watch(GROUP_VERSION, "FederatedResourceQuota", rt.on_quota)
     for api_version, kind in TEMPLATE_KINDS:
         _watch(api_version, kind, rt.on_template)
 
@@ -179,6 +198,16 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         await rt.stop()
         logger.info("Flotilla stopped leading: controllers stopped, caches kept warm")
 
+    if webhook.enabled:
+        # Every replica serves the quota webhook (a standby's caches are as warm as the leader's).
+        STATE.webhook = QuotaWebhook(
+            webhook,
+            hub_api,
+            rt.registry,
+            kinds=lambda: {*TEMPLATE_KINDS, *rt.watch_kinds},
+            observed=rt.quota.observed,
+        )
+        await STATE.webhook.start()
     election = ElectionSettings.from_env()
     if election.enabled:
         elector = election.elector(kube_lease_client(hub_api))
@@ -204,6 +233,9 @@ async def cleanup(**_: Any) -> None:
             await STATE.leader_task
     if STATE.runtime is not None:
         await STATE.runtime.stop()
+    if STATE.webhook is not None:
+        await STATE.webhook.stop()
+        STATE.webhook = None
     for watch in STATE.hub_watches.values():
         await asyncio.to_thread(watch.stop)
     STATE.hub_watches.clear()
@@ -248,6 +280,8 @@ async def on_customization(type: str | None, body: kopf.Body, **_: Any) -> None:
     rt.watch_kinds.add(key)
     _watch(key[0], key[1], rt.on_template)
     rt.rematch()
+    if STATE.webhook is not None:  # applies of the new kind are checked against quota too
+        await STATE.webhook.register()
 
 
 # ------------------------------------------------------------- member clusters

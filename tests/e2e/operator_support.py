@@ -14,7 +14,14 @@ from flotilla.api import GROUP_VERSION
 from flotilla.api.conditions import find_condition
 from flotilla.rig.binaries import repo_root
 from flotilla.rig.cluster import ClusterHandle
-from flotilla.rig.demo import SYSTEM_NS, flotilla_crds, member_ready, register_member
+from flotilla.rig.demo import (
+    SYSTEM_NS,
+    flotilla_crds,
+    member_ready,
+    register_member,
+    remove_webhook,
+    webhook_env,
+)
 
 REPO = repo_root()
 __all__ = ["GROUP_VERSION", "REPO", "SYSTEM_NS", "member_ready", "register_member"]
@@ -25,11 +32,17 @@ def install_flotilla_crds(hub: ClusterHandle) -> None:
 
 
 @contextmanager
-def running_operator(hub: ClusterHandle) -> Iterator[KopfRunner]:
-    """The operator in a thread (KopfRunner) against the rig's hub."""
-    saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "FLOTILLA_METRICS_PORT")}
-    os.environ["KUBECONFIG"] = str(hub.kubeconfig)
-    os.environ["FLOTILLA_METRICS_PORT"] = "0"
+def running_operator(hub: ClusterHandle, **env: str) -> Iterator[KopfRunner]:
+    """The operator in a thread (KopfRunner) against the rig's hub, serving the quota webhook the
+    hub calls (unregistered when it stops: its failure policy would refuse applies meanwhile)."""
+    settings = {
+        "KUBECONFIG": str(hub.kubeconfig),
+        "FLOTILLA_METRICS_PORT": "0",
+        **webhook_env(hub),
+        **env,
+    }
+    saved = {k: os.environ.get(k) for k in settings}
+    os.environ.update(settings)
     try:
         with KopfRunner(
             ["run", "--standalone", "--all-namespaces", "-m", "flotilla.operator"], timeout=60
@@ -37,6 +50,7 @@ def running_operator(hub: ClusterHandle) -> Iterator[KopfRunner]:
             yield runner
         assert runner.exception is None, runner.output
     finally:
+        remove_webhook(hub)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

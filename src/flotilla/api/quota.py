@@ -15,6 +15,7 @@ from flotilla.api.base import (
     ResourceList,
     Rule,
     Schema,
+    Timestamp,
     cel,
 )
 from flotilla.api.meta import ObjectStatus
@@ -59,6 +60,22 @@ class ClusterQuotaStatus(KubeModel):
     used: ResourceList | None = Field(default=None, description="Usage on this cluster.")
 
 
+class QuotaCharge(KubeModel):
+    """Quota charged by the admission webhook for a workload the quota controller has not yet seen.
+
+    Written before the workload is admitted, with an optimistic-concurrency update of the status,
+    so two concurrent applies can never both take the last of the quota. The quota controller
+    drops a charge once its workload shows the charged usage, or when it expires (the apply was
+    rejected by a later admission step or never completed)."""
+
+    workload: str = Field(
+        min_length=1, max_length=512, description="apiVersion/kind/name of the workload charged for."
+    )
+    usage: ResourceList = Field(description="The workload's full usage after the apply (not the increase).")
+    increase: ResourceList | None = Field(default=None, description="What the apply added to overallUsed.")
+    expires: Timestamp = Field(description="When the charge is released if its workload has not shown it.")
+
+
 class FederatedResourceQuotaStatus(ObjectStatus):
     """Observed usage."""
 
@@ -67,6 +84,11 @@ class FederatedResourceQuotaStatus(ObjectStatus):
     aggregated_status: Annotated[list[ClusterQuotaStatus], ClusterKeyed] | None = Field(
         default=None,
         description="Usage per cluster.",
+    )
+    charges: Annotated[list[QuotaCharge], Field(max_length=4096)] | None = Field(
+        default=None,
+        description="Flotilla extension: admitted applies not yet seen by the quota controller"
+        " (counted in overallUsed).",
     )
 
 

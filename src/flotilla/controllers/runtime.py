@@ -9,6 +9,7 @@ hub cache and enqueue keys; each controller owns its queue and its own state::
     member copy event (member watch)   -> propagation queue (drift, orphans)
                                        -> status queue      (member -> binding -> template)
     capacity / readiness change        -> scheduling queue (pending keys), status queue
+    template / binding / quota event   -> quota queue       (FederatedResourceQuota status, by namespace)
 
 Nothing polls: no per-binding timer exists. The controllers' workers run only while this
 replica leads (see :mod:`flotilla.leader`); a standby keeps its caches warm from the same
@@ -34,9 +35,10 @@ from flotilla.controllers.detector import Detector
 from flotilla.controllers.hubstate import HubState, Key, TemplateKey, object_key, template_key
 from flotilla.controllers.member_copies import MemberCopies
 from flotilla.controllers.propagation import PropagationController
+from flotilla.controllers.quota import QuotaController
 from flotilla.controllers.scheduling import Decision, SchedulingController
 from flotilla.controllers.status import StatusController
-from flotilla.controllers.workqueue import WorkQueue
+from flotilla.controllers.workqueue import WorkQueue, describe
 from flotilla.interpreter import InterpreterRegistry
 from flotilla.scheduler import Scheduler, SchedulerCache
 
@@ -44,6 +46,8 @@ log = logging.getLogger("flotilla")
 
 STATUS_COALESCE = 0.5
 """Seconds the status controller lets member events gather before it writes (one write per burst)."""
+QUOTA_COALESCE = 0.2
+"""Seconds the quota controller lets a namespace's workload events gather before it recomputes."""
 LEGACY_FINALIZER = f"{API_GROUP}/finalizer"
 """Kopf's finalizer, put on bindings by operator versions before 0.2; removed when seen."""
 
@@ -66,6 +70,7 @@ class Runtime:
         hold_back: bool = True,
         workers: int = 4,
         watch_kinds: tuple[tuple[str, str], ...] = (),
+        quota_enforced: bool = True,
     ) -> None:
         self.hub, self.cache, self.lock, self.loop = hub, cache, lock, loop
         self.registry = registry or InterpreterRegistry()
@@ -95,15 +100,31 @@ class Runtime:
             self._desired,
             hold_back=hold_back,
         )
+        self.member_client = member_client or default_member_client
+        self.quota = QuotaController(
+            hub,
+            self.state,
+            self.registry,
+            member_client=self.member_client,
+            member_ready=member_ready,
+            enforced=quota_enforced,
+        )
         self.scheduling = SchedulingController(
-            hub, self.state, cache, lock, emit_event, self._decided, scheduler=scheduler
+            hub,
+            self.state,
+            cache,
+            lock,
+            emit_event,
+            self._decided,
+            scheduler=scheduler,
+            quota_left=self.quota.left,
         )
         self.propagation = PropagationController(
             hub,
             self.state,
             self.registry,
             self.copies,
-            member_client or default_member_client,
+            self.member_client,
             self._ensure_watch_threadsafe,
             self._applied,
             member_ready,
@@ -131,9 +152,17 @@ class Runtime:
         self.status_queue: WorkQueue[Key] = WorkQueue(
             "status", self.status.reconcile, workers=2, yield_to=self._placing, max_yield=2.0
         )
-        self.queues = (self.detector_queue, self.scheduling_queue, self.propagation_queue, self.status_queue)
+        self.quota_queue: WorkQueue[str] = WorkQueue("quota", self.quota.reconcile, workers=2)
+        self.queues = (
+            self.detector_queue,
+            self.scheduling_queue,
+            self.propagation_queue,
+            self.status_queue,
+            self.quota_queue,
+        )
         self._capacity_handle: asyncio.TimerHandle | None = None
         self._ready: dict[str, bool] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self.leading = False
 
     def _placing(self) -> bool:
@@ -145,9 +174,22 @@ class Runtime:
         key = template_key(body)
         if event_type == "DELETED":
             self.state.drop_template(key)
-        elif not self.state.put_template(body):
-            return  # a status update (e.g. Flotilla's own aggregation) or an echo: nothing to do
+            self._quota_changed(key[2])
+        else:
+            changed = self.state.put_template(body)
+            self._quota_changed(key[2])  # status too: a finished Job frees its quota
+            if not changed:
+                return  # a status update (e.g. Flotilla's own aggregation) or an echo: nothing to do
         self.detector_queue.add(key)
+
+    def on_quota(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        if self.quota.on_quota(event_type, body):
+            self._member_changed("")  # budgets moved: pending workloads may fit now (or not)
+        self.quota_queue.add(str(body["metadata"].get("namespace") or ""))
+
+    def _quota_changed(self, namespace: str) -> None:
+        if self.quota.watches(namespace):
+            self.quota_queue.add_after(namespace, QUOTA_COALESCE)
 
     def on_policy(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         if event_type == "DELETED" or body["metadata"].get("deletionTimestamp"):
@@ -177,8 +219,11 @@ class Runtime:
         if event_type == "DELETED":
             last = self.state.drop_binding(key)
             self.propagation.binding_deleted(body if body.get("spec") else last)
+            if self.quota.cluster_budget(key[0]) is not None:
+                self._member_changed("")  # its quota shares are free: pending workloads may fit
         elif not self.state.put_binding(body) or self.state.being_written(key):
             return  # the echo of a write this operator made (or is making): cached, nothing to do
+        self._quota_changed(key[0])
         self._binding_changed(key)
         self.status_queue.add_after(key, STATUS_COALESCE)
 
@@ -239,6 +284,11 @@ class Runtime:
             ready = self.member_ready(member)
             if self._ready.get(member) != ready:
                 self._ready[member] = ready
+                if ready:  # member ResourceQuotas of static assignments are applied now
+                    for namespace in self.quota.namespaces():
+                        self.quota_queue.add(namespace)
+                    if self.leading:
+                        self._clean_member_quotas(member)
                 for key in self.state.bindings_on(member):
                     self.status_queue.add(key)
                     if ready:  # what could not be applied while it was away is applied now
@@ -249,6 +299,19 @@ class Runtime:
                 self._watch_member(member)
         if self._capacity_handle is None:  # debounce: a burst of pod events is one retry
             self._capacity_handle = self.loop.call_later(0.5, self._requeue_pending)
+
+    def _clean_member_quotas(self, member: str) -> None:
+        """Remove ResourceQuotas Flotilla left on a member for assignments that are gone."""
+
+        async def clean() -> None:
+            try:
+                await self.quota.remove_orphaned_member_quotas(member)
+            except Exception as exc:  # retried the next time the member comes back
+                log.warning("%s: could not check member ResourceQuotas: %s", member, describe(exc))
+
+        task = self.loop.create_task(clean())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _requeue_pending(self) -> None:
         self._capacity_handle = None
@@ -281,6 +344,7 @@ class Runtime:
             "PodGroup",
             "InterpreterCustomization",
             "ResourceBinding",
+            "FederatedResourceQuota",
         ):
             try:
                 items = await asyncio.to_thread(self.hub.list, GROUP_VERSION, kind)
@@ -292,6 +356,8 @@ class Runtime:
                 elif kind == "InterpreterCustomization":
                     with contextlib.suppress(ValueError):  # reported as an Event by its handler
                         self.registry.register_customization(dict(body["spec"]))
+                elif kind == "FederatedResourceQuota":
+                    self.quota.on_quota("ADDED", body)
                 elif kind == "ResourceBinding":
                     self.state.put_binding(body)
                     self.watch_kinds.add(
@@ -311,12 +377,16 @@ class Runtime:
         self.leading = True
         for member in self.member_names():
             self._watch_member(member)
+            if self.member_ready(member):
+                self._clean_member_quotas(member)
         for key in list(self.state.bindings):  # cold start: every binding is checked once
             self.scheduling_queue.add(key)
             self.propagation_queue.add(key)
             self.status_queue.add(key)
         for tkey in list(self.state.templates):
             self.detector_queue.add(tkey)
+        for namespace in self.quota.namespaces():
+            self.quota_queue.add(namespace)
         for queue in self.queues:
             queue.start()
 

@@ -45,9 +45,15 @@ from flotilla.controllers.workloads import (
     binding_is_current,
     scheduler_workload,
 )
+from flotilla.quota import binding_cluster_usage
 from flotilla.scheduler import Scheduler, SchedulerCache
+from flotilla.scheduler.quantity import ResourceList
 
 log = logging.getLogger("flotilla")
+
+QuotaLeft = Callable[[Key, Mapping[Key, Mapping[str, ResourceList]]], dict[str, ResourceList] | None]
+"""For a binding, what its namespace's quota shares leave per cluster (None: no shares), given
+the per-cluster usage of decisions not yet in the hub cache."""
 
 
 @dataclass(frozen=True)
@@ -87,17 +93,23 @@ class SchedulingController:
         emit: EmitEvent,
         on_decided: Callable[[Key, Decision], None],
         scheduler: Scheduler | None = None,
+        quota_left: QuotaLeft = lambda _key, _decided: None,
     ) -> None:
         self.hub, self.state, self.cache, self.lock, self.emit = hub, state, cache, lock, emit
         self.on_decided = on_decided
         self.scheduler = scheduler or Scheduler()
+        self.quota_left = quota_left
         self.pending: set[Key] = set()
         self._desired: dict[Key, dict[str, Any]] = {}
+        self._quota_usage: dict[Key, dict[str, ResourceList]] = {}
+        """Per-cluster usage of decisions in namespaces with quota shares, until they are forgotten:
+        a decision counts against the shares before its binding write comes back."""
 
     def release(self, key: Key) -> None:
         """Drop the reservation of a binding that is gone."""
         with self.lock:
             self.cache.forget(f"{key[0]}/{key[1]}")
+            self._quota_usage.pop(key, None)
         self._set_pending(key, False)
 
     def _set_pending(self, key: Key, waiting: bool) -> None:
@@ -149,15 +161,23 @@ class SchedulingController:
         if decide:
             wl_key = f"{key[0]}/{key[1]}"
             started = time.perf_counter()
-            with self.lock:
+            with self.lock:  # one decision at a time: reservations and quota shares stay exact
                 self.cache.forget(wl_key)
-                outcome = self.scheduler.schedule(self.cache.snapshot(), scheduler_workload(target))
+                self._quota_usage.pop(key, None)
+                limits = self.quota_left(key, self._quota_usage)
+                outcome = self.scheduler.schedule(
+                    self.cache.snapshot(), scheduler_workload(target, cluster_limits=limits)
+                )
                 if outcome.ok:
                     self.cache.assume(wl_key, outcome.assignments)
+                    targets = self._targets(target, outcome)
+                    if limits is not None:
+                        self._quota_usage[key] = binding_cluster_usage(
+                            {"spec": {**target["spec"], "clusters": targets}}
+                        )
             elapsed = time.perf_counter() - started
             metrics.observe_schedule(outcome.ok, elapsed)
             if outcome.ok:
-                targets = self._targets(target, outcome)
                 annotations[SCHEDULED_HASH_ANNOTATION] = inputs
         try:
             with self.state.writing(key):

@@ -175,8 +175,12 @@ def scheduling_hash(spec: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def scheduler_workload(binding: Mapping[str, Any], evicted_from: frozenset[str] = frozenset()) -> Workload:
-    """The scheduler's input for a binding."""
+def scheduler_workload(
+    binding: Mapping[str, Any],
+    evicted_from: frozenset[str] = frozenset(),
+    cluster_limits: Mapping[str, Mapping[str, int]] | None = None,
+) -> Workload:
+    """The scheduler's input for a binding (``cluster_limits``: the namespace's quota shares left)."""
     spec = binding.get("spec") or {}
     meta = binding.get("metadata") or {}
     components = []
@@ -211,6 +215,7 @@ def scheduler_workload(binding: Mapping[str, Any], evicted_from: frozenset[str] 
         gvk=gvk(resource) if resource.get("apiVersion") else "",
         current=current,
         evicted_from=evicted_from,
+        cluster_limits=dict(cluster_limits or {}),
     )
 
 

@@ -99,14 +99,19 @@ class WorkQueue(Generic[K]):
         self._depth.set(self._queue.qsize())
 
     def add_after(self, key: K, delay: float) -> None:
-        """Queue ``key`` after ``delay`` seconds (an earlier pending delay for it wins)."""
+        """Queue ``key`` after ``delay`` seconds (the earlier of this and a pending delay wins)."""
         if delay <= 0:
             self.add(key)
             return
-        if key in self._dirty or key in self._delayed:
+        if key in self._dirty:
             return
-        self._idle.clear()
         loop = asyncio.get_running_loop()
+        pending = self._delayed.get(key)
+        if pending is not None:
+            if pending.when() <= loop.time() + delay:
+                return
+            pending.cancel()
+        self._idle.clear()
         self._delayed[key] = loop.call_later(delay, self._fire, key)
 
     def _fire(self, key: K) -> None:
@@ -151,13 +156,26 @@ class WorkQueue(Generic[K]):
             timer.cancel()
         self._delayed.clear()
 
-    async def wait_idle(self, timeout: float | None = None) -> bool:
-        """For tests and shutdown: wait until nothing is queued, delayed or being handled."""
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+    async def wait_idle(self, timeout: float | None = None, horizon: float | None = None) -> bool:
+        """For tests and shutdown: wait until nothing is queued, delayed or being handled.
+
+        With ``horizon``, keys delayed by more than that many seconds (e.g. a grace period that
+        ends much later) do not count as work."""
+        if horizon is None:
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except TimeoutError:
+                return False
+            return True
+        loop = asyncio.get_running_loop()
+        give_up = None if timeout is None else loop.time() + timeout
+        while True:
+            near = any(h.when() <= loop.time() + horizon for h in self._delayed.values())
+            if not (self._processing or self._dirty or near):
+                return True
+            if give_up is not None and loop.time() > give_up:
+                return False
+            await asyncio.sleep(0.01)
 
     async def _worker(self) -> None:
         while True:

@@ -18,6 +18,7 @@ from flotilla.api import GROUP_VERSION
 from flotilla.api.conditions import is_true
 from flotilla.rig.binaries import repo_root
 from flotilla.rig.cluster import ClusterHandle, inline_kubeconfig
+from flotilla.rig.runner import free_port
 
 SYSTEM_NS = "flotilla-system"
 # Examples the demo does not apply: member registration is done for the rig's own members.
@@ -87,12 +88,45 @@ def member_ready(hub: ClusterHandle, name: str) -> dict[str, Any] | None:
     return mc if is_true(((mc or {}).get("status") or {}).get("conditions"), "Ready") else None
 
 
+WEBHOOK_CONFIG = "flotilla-admission"
+"""The ValidatingWebhookConfiguration the operator registers on the rig's hub."""
+
+
+def webhook_env(hub: ClusterHandle, port: int | None = None) -> dict[str, str]:
+    """Settings for the operator's quota webhook on the rig: the hub API server calls it on
+    127.0.0.1; its CA and certificate live in a Secret in flotilla-system, as in a cluster."""
+    kube.ensure_namespace(hub.api_client(), SYSTEM_NS)
+    port = port or free_port()
+    return {
+        "FLOTILLA_WEBHOOK_ENABLED": "true",
+        "FLOTILLA_WEBHOOK_ADDR": "127.0.0.1",
+        "FLOTILLA_WEBHOOK_PORT": str(port),
+        "FLOTILLA_WEBHOOK_URL": f"https://127.0.0.1:{port}/validate",
+        "FLOTILLA_WEBHOOK_SERVICE_NAMESPACE": SYSTEM_NS,
+        "FLOTILLA_WEBHOOK_CONFIG_NAME": WEBHOOK_CONFIG,
+    }
+
+
+def remove_webhook(hub: ClusterHandle) -> None:
+    """Unregister the quota webhook (its failure policy is Fail: applies need it while registered)."""
+    kube.delete(
+        hub.api_client(),
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": WEBHOOK_CONFIG},
+        },
+    )
+
+
 def start_operator(hub: ClusterHandle, log: Path) -> subprocess.Popen[bytes]:
-    """``python -m flotilla`` against the hub, as a child process logging to ``log``."""
+    """``python -m flotilla`` against the hub, as a child process logging to ``log``, serving the
+    quota webhook the hub calls."""
     env = {
         **os.environ,
         "KUBECONFIG": str(hub.kubeconfig),
         "FLOTILLA_METRICS_PORT": os.environ.get("FLOTILLA_METRICS_PORT", "0"),
+        **webhook_env(hub),
     }
     with log.open("ab") as fh:
         return subprocess.Popen(

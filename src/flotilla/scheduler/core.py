@@ -28,6 +28,8 @@ from flotilla.scheduler.framework import Code, CycleState, Diagnosis, Status
 from flotilla.scheduler.nodefit import ClusterPlacer, PodAssignment
 from flotilla.scheduler.placement import AGGREGATED, DUPLICATED, ClusterAffinity, Placement
 from flotilla.scheduler.plugins import cluster_affinity, node_resources_fit
+from flotilla.scheduler.plugins.quota_static_assignment import pod_usage, pods_within
+from flotilla.scheduler.quantity import scale, sub
 from flotilla.scheduler.runtime import Framework, ScoreEntry
 from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
 from flotilla.scheduler.spread import select_clusters
@@ -209,6 +211,24 @@ class _Available(Mapping[str, int]):
         return len(self._names)
 
 
+class _Capped(Mapping[str, int]):
+    """``available`` capped per cluster (a namespace's quota share there)."""
+
+    def __init__(self, available: Mapping[str, int], caps: Mapping[str, int]) -> None:
+        self._available, self._caps = available, caps
+
+    def __getitem__(self, name: str) -> int:
+        value = self._available[name]
+        cap = self._caps.get(name)
+        return value if cap is None else min(value, cap)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._available)
+
+    def __len__(self) -> int:
+        return len(self._available)
+
+
 class Scheduler:
     """Runs one framework profile over snapshots. Stateless apart from memoised per-cluster fits."""
 
@@ -384,7 +404,9 @@ class Scheduler:
         elif mode == "duplicated":
             outcome = self._place_duplicated(snapshot, comps, selected, expl)
         else:
-            outcome = self._place_divided(snapshot, workload.placement, comps, selected, expl)
+            outcome = self._place_divided(
+                snapshot, workload.placement, comps, selected, expl, workload.cluster_limits
+            )
         if isinstance(outcome, ScheduleResult):
             outcome.targets = [
                 TargetCluster(
@@ -496,13 +518,17 @@ class Scheduler:
         comps: Sequence[Component],
         selected: Sequence[ClusterInfo],
         expl: Explanation,
+        limits: Mapping[str, Mapping[str, int]],
     ) -> ScheduleOutcome:
         rs = placement.replica_scheduling
         by_name = {c.name: c for c in selected}
         names = [c.name for c in selected]
         placers: dict[str, ClusterPlacer] = {}
+        left = {name: dict(limits[name]) for name in names if name in limits}
         for comp in comps:
-            avail = _Available(names, placers, expl.available, comp)
+            avail: Mapping[str, int] = _Available(names, placers, expl.available, comp)
+            if left:
+                avail = _Capped(avail, {n: pods_within(lim, comp) for n, lim in left.items()})
             split: dict[str, int] | None
             if rs.division_preference == AGGREGATED:
                 split = aggregate(comp.replicas, names, avail)
@@ -523,11 +549,14 @@ class Scheduler:
                 split = divide(comp.replicas, dict.fromkeys(names, 1), avail)
             if split is None:
                 fit = sum(avail.values())
-                reason = f"{comp.replicas} {comp.name} replica(s) requested but only {fit} fit at node level"
+                where = "at node level within the namespace's quota shares" if left else "at node level"
+                reason = f"{comp.replicas} {comp.name} replica(s) requested but only {fit} fit {where}"
                 return self._fail(snapshot, expl, reason)
             for name in sorted(split):
                 if split[name] <= 0:
                     continue
+                if name in left:
+                    left[name] = sub(left[name], scale(pod_usage(comp), split[name]))
                 placer = placers.get(name)
                 if placer is None:
                     placer = placers[name] = self.engine.placer(by_name[name])

@@ -168,7 +168,9 @@ class Workload:
     ``gvk`` (``group/version/Kind``, e.g. ``kubeflow.org/v1/PyTorchJob``) is checked against the
     clusters' API enablements; empty skips the check. ``current`` maps clusters to the replicas
     the workload already runs there (locality / stickiness); ``evicted_from`` lists clusters the
-    workload was evicted from (never chosen again by the eviction filter).
+    workload was evicted from (never chosen again by the eviction filter). ``cluster_limits``
+    maps clusters to what the workload may still use there (a namespace's FederatedResourceQuota
+    static assignments, less what its other workloads use); clusters not listed are unlimited.
     """
 
     key: str
@@ -178,6 +180,7 @@ class Workload:
     gvk: str = ""
     current: Mapping[str, int] = field(default_factory=dict)
     evicted_from: frozenset[str] = frozenset()
+    cluster_limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def total_replicas(self) -> int:
@@ -206,6 +209,7 @@ class Workload:
             "gang": self.gang.to_dict() if self.gang else None,
             "current": dict(self.current),
             "evictedFrom": sorted(self.evicted_from),
+            "clusterLimits": {c: dict(v) for c, v in sorted(self.cluster_limits.items())},
         }
 
     @classmethod
@@ -219,6 +223,10 @@ class Workload:
             gang=GangSpec.from_dict(gang) if gang else None,
             current={str(k): int(v) for k, v in (raw.get("current") or {}).items()},
             evicted_from=frozenset(raw.get("evictedFrom") or ()),
+            cluster_limits={
+                str(c): {str(r): int(v) for r, v in limits.items()}
+                for c, limits in (raw.get("clusterLimits") or {}).items()
+            },
         )
 
     def save(self, path: str | Path) -> None:

@@ -10,7 +10,9 @@ Every write is counted, so tests can assert how many writes a flow costs.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +36,17 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Serialise calls: controllers call the client from worker threads (asyncio.to_thread)."""
+
+    @functools.wraps(method)
+    def wrapper(self: FakeApiServer, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 def _ref(obj: Obj) -> Ref:
     meta = obj["metadata"]
     return (obj["apiVersion"], obj["kind"], meta.get("namespace") or "", meta["name"])
@@ -49,6 +62,7 @@ class FakeApiServer:
         self._rv = itertools.count(1)
         self._uid = itertools.count(1)
         self.namespaces: set[str] = set()
+        self.lock = threading.RLock()
 
     # -- helpers for tests -----------------------------------------------------------------
     def find(self, api_version: str, kind: str, name: str, namespace: str = "") -> Obj | None:
@@ -75,22 +89,26 @@ class FakeApiServer:
         self.writes[(verb, obj["kind"])] += 1
 
     # -- the Client interface ----------------------------------------------------------------
+    @_locked
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         return self.find(api_version, kind, name, namespace or "")
 
     def list(
         self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
     ) -> list[Obj]:
-        wanted = dict(s.split("=", 1) for s in (label_selector or "").split(",") if s)
+        terms = [s.split("=", 1) for s in (label_selector or "").split(",") if s]
+        wanted = {t[0]: t[1] for t in terms if len(t) == 2}
+        present = [t[0] for t in terms if len(t) == 1]
         out = []
         for (av, k, ns, _n), obj in sorted(self.objects.items()):
             if (av, k) != (api_version, kind) or (namespace and ns != namespace):
                 continue
             labels = obj["metadata"].get("labels") or {}
-            if all(labels.get(a) == b for a, b in wanted.items()):
+            if all(labels.get(a) == b for a, b in wanted.items()) and all(a in labels for a in present):
                 out.append(copy.deepcopy(obj))
         return out
 
+    @_locked
     def apply(self, obj: Obj, field_manager: str) -> Obj:
         self._check("apply", obj)
         ref = _ref(obj)
@@ -116,11 +134,13 @@ class FakeApiServer:
             updated["metadata"]["generation"] = int(current["metadata"].get("generation") or 1) + 1
         return self._store(ref, updated, "MODIFIED")
 
+    @_locked
     def create(self, obj: Obj, field_manager: str) -> Obj:
         if _ref(obj) in self.objects:
             raise ApiException(status=409, reason="AlreadyExists")
         return self.apply(obj, field_manager)
 
+    @_locked
     def patch(self, obj: Obj, body: Obj, subresource: str | None = None) -> Obj:
         ref = _ref(obj)
         current = self.objects.get(ref)
@@ -144,6 +164,7 @@ class FakeApiServer:
             return copy.deepcopy(current)
         return self._store(ref, updated, "MODIFIED")
 
+    @_locked
     def delete(self, obj: Obj) -> None:
         ref = _ref(obj)
         current = self.objects.pop(ref, None)

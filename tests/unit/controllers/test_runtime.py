@@ -113,6 +113,8 @@ class Fleet:
             rt.on_policy(event, obj)
         elif kind == "PodGroup":
             rt.on_pod_group(event, obj)
+        elif kind == "FederatedResourceQuota":
+            rt.on_quota(event, obj)
         else:
             rt.on_template(event, obj)
 
@@ -120,7 +122,7 @@ class Fleet:
         assert self.rt is not None
         for _ in range(3):  # idle, and still idle after watch events in flight were delivered
             for queue in self.rt.queues:
-                assert await queue.wait_idle(10), queue.name
+                assert await queue.wait_idle(10, horizon=5), queue.name
             await asyncio.sleep(0.05)
 
     def copy_on(self, member: str, name: str) -> dict[str, Any] | None:
@@ -156,7 +158,7 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
 async def start(fleet: Fleet) -> Runtime:
     rt = fleet.runtime()
     for obj in fleet.hub.objects.values():
-        if obj["kind"] not in ("ResourceBinding", "PropagationPolicy"):
+        if obj["kind"] not in ("ResourceBinding", "PropagationPolicy", "FederatedResourceQuota"):
             rt.on_template(None, obj)
     await rt.preload()
     await rt.start()

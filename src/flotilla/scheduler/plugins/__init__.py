@@ -14,6 +14,7 @@ from flotilla.scheduler.plugins import (
     node_affinity,
     node_resources_fit,
     node_taints,
+    quota_static_assignment,
     spread_constraint,
     taint_toleration,
 )
@@ -43,6 +44,7 @@ def new_in_tree_registry() -> Registry:
         api_enablement,
         cluster_affinity,
         taint_toleration,
+        quota_static_assignment,
         spread_constraint,
         cluster_locality,
         node_affinity,
