@@ -520,6 +520,80 @@ def _cmd_describe_workload(args: argparse.Namespace) -> int:
     return 0
 
 
+def quota_rows(quotas: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What ``quota`` reports: per FederatedResourceQuota and resource, the fleet-wide hard limit,
+    use and what is left (cluster ``*``), then one row per cluster with a static assignment or use."""
+    from flotilla.inventory.convert import format_quantity
+    from flotilla.quota.ledger import parse_quota_list
+    from flotilla.quota.usage import quota_resource
+
+    def fmt(resource: str, amount: int | None) -> str:
+        return "-" if amount is None else format_quantity(quota_resource(resource) or resource, amount)
+
+    rows: list[dict[str, Any]] = []
+    for q in sorted(quotas, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"])):
+        meta, status = q["metadata"], q.get("status") or {}
+        hard = parse_quota_list((q.get("spec") or {}).get("overall"))
+        used = parse_quota_list(status.get("overallUsed"))
+        state = "Exceeded" if _condition(q, "Exceeded").get("status") == "True" else "OK"
+        if status.get("observedGeneration") is None:
+            state = "Pending"
+        base = {"namespace": meta.get("namespace", ""), "quota": meta["name"]}
+        for resource in sorted(hard):
+            have = used.get(resource, 0)
+            rows.append(
+                base
+                | {
+                    "resource": resource,
+                    "cluster": "*",
+                    "hard": fmt(resource, hard[resource]),
+                    "used": fmt(resource, have),
+                    "left": fmt(resource, max(hard[resource] - have, 0)),
+                    "status": state,
+                }
+            )
+        for entry in status.get("aggregatedStatus") or ():
+            c_hard = parse_quota_list(entry.get("hard"))
+            c_used = parse_quota_list(entry.get("used"))
+            for resource in sorted(set(c_hard) | set(c_used)):
+                limit = c_hard.get(resource)
+                have = c_used.get(resource, 0)
+                rows.append(
+                    base
+                    | {
+                        "resource": resource,
+                        "cluster": entry["clusterName"],
+                        "hard": fmt(resource, limit),
+                        "used": fmt(resource, have),
+                        "left": "-" if limit is None else fmt(resource, max(limit - have, 0)),
+                        "status": "",
+                    }
+                )
+    return rows
+
+
+def _cmd_quota(args: argparse.Namespace) -> int:
+    from flotilla import kube
+    from flotilla.api import GROUP_VERSION
+
+    namespace = None if args.all_namespaces else args.namespace
+    quotas = kube.list_objects(_hub(args), GROUP_VERSION, "FederatedResourceQuota", namespace)
+    columns = [
+        ("NAMESPACE", "namespace"),
+        ("QUOTA", "quota"),
+        ("RESOURCE", "resource"),
+        ("CLUSTER", "cluster"),
+    ]
+    columns += [("HARD", "hard"), ("USED", "used"), ("LEFT", "left"), ("STATUS", "status")]
+    rows = quota_rows(quotas)
+    if not rows and args.output in ("table", "wide"):
+        where = "any namespace" if namespace is None else f"namespace {namespace!r}"
+        print(f"no FederatedResourceQuota in {where}", file=sys.stderr)
+        return 0
+    _emit(rows, columns, args.output)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flotilla", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -585,6 +659,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("cluster", help="MemberCluster name")
         hub_options(p, namespaced=False)
         p.set_defaults(func=_cmd_cordon)
+    quota = sub.add_parser(
+        "quota", help="FederatedResourceQuotas: hard, used and left per resource and cluster"
+    )
+    hub_options(quota)
+    quota.set_defaults(func=_cmd_quota)
     version = sub.add_parser("version", help="print the Flotilla version")
     version.set_defaults(func=lambda _a: print(f"flotilla {__import__('flotilla').__version__}") or 0)
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -268,6 +270,19 @@ def test_scale_up_past_quota_is_refused_scale_down_frees_quota(
     kube.wait_for(lambda: _used(hub, ns) == "8", timeout=WAIT, what="the scale-down to free 8 GPUs")
     admitted = _kubectl(hub, "apply", "-f", "-", stdin=json.dumps(_deployment(ns, "next", 1)))
     assert admitted.returncode == 0, admitted.stderr
+    kube.wait_for(lambda: _used(hub, ns) == "16", timeout=WAIT, what="16 of 16 used again")
+    shown = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("kubectl-flotilla")),
+            *("quota", "-n", ns, "-o", "json", "--kubeconfig", str(hub.kubeconfig)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    row = next(r for r in json.loads(shown.stdout) if r["cluster"] == "*")
+    assert (row["resource"], row["hard"], row["used"], row["left"]) == (GPU, "16", "16", "0")
 
 
 def test_dry_run_is_checked_and_reserves_nothing(operator: KopfRunner, hub: ClusterHandle) -> None:

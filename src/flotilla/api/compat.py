@@ -109,14 +109,22 @@ KARMADA_POLICY_FIELDS: tuple[FieldSupport, ...] = (
 """PropagationPolicy and ClusterPropagationPolicy (policy.karmada.io/v1alpha1, Karmada v1.18)."""
 
 KARMADA_QUOTA_FIELDS: tuple[FieldSupport, ...] = (
-    FieldSupport("spec.overall", S, "Enforced by the admission webhook when workloads are applied."),
+    FieldSupport(
+        "spec.overall",
+        S,
+        "Enforced by the admission webhook: an apply that would go past it is rejected.",
+    ),
     FieldSupport("spec.staticAssignments[].clusterName", S, "A MemberCluster name."),
-    FieldSupport("spec.staticAssignments[].hard", S, "Per-cluster cap, enforced when placing."),
+    FieldSupport(
+        "spec.staticAssignments[].hard",
+        S,
+        "The namespace's share of the cluster, enforced when placing; a ResourceQuota on the member.",
+    ),
     FieldSupport("status.overall", ST, "The enforced overall quota."),
-    FieldSupport("status.overallUsed", ST, "Usage summed over clusters."),
-    FieldSupport("status.aggregatedStatus[].clusterName", ST, "One entry per cluster."),
+    FieldSupport("status.overallUsed", ST, "Requests x replicas of the namespace's workloads, plus charges."),
+    FieldSupport("status.aggregatedStatus[].clusterName", ST, "Assigned clusters and clusters in use."),
     FieldSupport("status.aggregatedStatus[].hard", ST, "The cluster's static assignment, if any."),
-    FieldSupport("status.aggregatedStatus[].used", ST, "Usage on the cluster."),
+    FieldSupport("status.aggregatedStatus[].used", ST, "Usage placed on the cluster by the bindings."),
 )
 """FederatedResourceQuota (policy.karmada.io/v1alpha1, Karmada v1.18)."""
 

@@ -24,6 +24,7 @@ from flotilla import metrics
 from flotilla.admission.review import AdmissionRequest, AdmissionResponse
 from flotilla.api import GROUP_VERSION
 from flotilla.controllers.client import Client
+from flotilla.controllers.hubstate import newer
 from flotilla.interpreter import InterpreterRegistry
 from flotilla.quota.ledger import (
     Charge,
@@ -60,6 +61,8 @@ class QuotaAdmission:
         self.hub, self.registry = hub, registry
         self.charge_ttl, self.deadline = charge_ttl, deadline
         self.observed, self.kind_of, self.clock = observed, kind_of, clock
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._latest: dict[tuple[str, str], dict[str, Any]] = {}
         """``kind_of(group, version, plural)``: the kind of a resource the webhook is registered for."""
 
     async def review(self, request: AdmissionRequest) -> AdmissionResponse:
@@ -136,56 +139,77 @@ class QuotaAdmission:
         except ValueError:
             return None, None
 
+    def _lock(self, key: tuple[str, str]) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def _newest(self, key: tuple[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        known = self._latest.get(key)
+        return known if known is not None and not newer(body, known) else body
+
     async def _charge(
         self, body: dict[str, Any], workload: str, increase: ResourceList, usage: ResourceList, dry_run: bool
     ) -> tuple[str, Charge | None]:
-        """Check one quota and charge it; (denial message, charge made)."""
+        """Check one quota and charge it; (denial message, charge made).
+
+        Applies to the same quota take turns in this replica (no point racing each other to a
+        409), each starting from the quota as the previous one left it; a 409 then only comes
+        from another replica or the quota controller, and is met by reading the quota again."""
+        key = (str(body["metadata"].get("namespace") or ""), str(body["metadata"]["name"]))
         give_up = time.monotonic() + self.deadline
         attempt = 0
-        while True:
-            quota = Quota.from_body(body)
-            now = self.clock()
-            used = quota.used
-            if used is None:  # the quota controller has not computed it yet: count from the cache
-                used, _live = effective_usage(quota, self.observed(quota.namespace), now)
-            verdict = check(quota, increase, used)
-            if not verdict.allowed:
-                return verdict.message, None
-            if not verdict.increase or dry_run:
-                return "", None
-            charge = Charge(
-                workload=workload,
-                usage=quota.restrict(usage),
-                increase=verdict.increase,
-                expires=now + dt.timedelta(seconds=self.charge_ttl),
-            )
-            patch = {
-                "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
-                "status": charged(body.get("status") or {}, quota, charge, used),
-            }
-            try:
-                await asyncio.to_thread(self.hub.patch, body, patch, "status")
-                return "", charge
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-            metrics.QUOTA_CHARGE_CONFLICTS.inc()
-            attempt += 1
-            if time.monotonic() > give_up:
-                return (
-                    f"{quota.title}: could not record the charge after {attempt} attempts "
-                    "(the quota is being updated by many applies at once); apply again",
-                    None,
+        async with self._lock(key):
+            body = self._newest(key, body)
+            fresh = False  # read from the API server by this call (a denial is only given on that)
+            while True:
+                quota = Quota.from_body(body)
+                now = self.clock()
+                used = quota.used
+                if used is None:  # the quota controller has not computed it yet: count from the cache
+                    used, _live = effective_usage(quota, self.observed(quota.namespace), now)
+                verdict = check(quota, increase, used)
+                if verdict.allowed and (not verdict.increase or dry_run):
+                    return "", None
+                if verdict.allowed:
+                    charge = Charge(
+                        workload=workload,
+                        usage=quota.restrict(usage),
+                        increase=verdict.increase,
+                        expires=now + dt.timedelta(seconds=self.charge_ttl),
+                    )
+                    patch = {
+                        "metadata": {"resourceVersion": body["metadata"]["resourceVersion"]},
+                        "status": charged(body.get("status") or {}, quota, charge, used),
+                    }
+                    try:
+                        self._latest[key] = await asyncio.to_thread(self.hub.patch, body, patch, "status")
+                        return "", charge
+                    except ApiException as exc:
+                        if exc.status != 409:
+                            raise
+                    metrics.QUOTA_CHARGE_CONFLICTS.inc()
+                    attempt += 1
+                    if time.monotonic() > give_up:
+                        return (
+                            f"{quota.title}: could not record the charge after {attempt} attempts "
+                            "(the quota is being updated by many applies at once); apply again",
+                            None,
+                        )
+                    # Another replica or the controller wrote first: jittered, so replicas do
+                    # not collide again in lockstep.
+                    await asyncio.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
+                elif fresh:
+                    return verdict.message, None
+                latest = await asyncio.to_thread(
+                    self.hub.get, GROUP_VERSION, QUOTA_KIND, quota.name, quota.namespace
                 )
-            # Another apply won the race: wait a little (jittered, so the losers do not collide
-            # again in lockstep) and check against its figures.
-            await asyncio.sleep(random.uniform(0, min(0.002 * 2**attempt, 0.1)))
-            fresh = await asyncio.to_thread(
-                self.hub.get, GROUP_VERSION, QUOTA_KIND, quota.name, quota.namespace
-            )
-            if fresh is None:
-                return "", None  # the quota was deleted meanwhile: nothing left to enforce
-            body = fresh
+                if latest is None:
+                    self._latest.pop(key, None)
+                    return "", None  # the quota was deleted meanwhile: nothing left to enforce
+                body = self._latest[key] = latest
+                fresh = True
 
     async def _release(self, body: dict[str, Any], charge: Charge) -> None:
         """Undo a charge (another quota denied the same apply). Best effort: it expires anyway."""

@@ -78,11 +78,13 @@ def status(hub: FakeApiServer) -> dict[str, Any]:
     return dict(obj.get("status") or {})
 
 
-async def test_fifty_concurrent_applies_admit_exactly_what_fits() -> None:
+async def test_fifty_concurrent_applies_to_two_replicas_admit_exactly_what_fits() -> None:
     hub = FakeApiServer()
     make_quota(hub)
-    admission = QuotaAdmission(hub, InterpreterRegistry())
-    answers = await asyncio.gather(*(admission.review(request(deployment(f"d{i}", 1))) for i in range(50)))
+    replicas = [QuotaAdmission(hub, InterpreterRegistry()) for _ in range(2)]
+    answers = await asyncio.gather(
+        *(replicas[i % 2].review(request(deployment(f"d{i}", 1))) for i in range(50))
+    )
     allowed = [a for a in answers if a.allowed]
     denied = [a for a in answers if not a.allowed]
     assert len(allowed) == 8 and len(denied) == 42
@@ -93,7 +95,19 @@ async def test_fifty_concurrent_applies_admit_exactly_what_fits() -> None:
     st = status(hub)
     assert st["overallUsed"] == {GPU: "64"}
     assert len(st["charges"]) == 8
-    assert hub.writes[("conflict", "FederatedResourceQuota")] > 0  # they did race
+    # Within a replica applies take turns; only the two replicas race each other (and retry).
+    assert hub.writes[("patch/status", "FederatedResourceQuota")] == 8
+
+
+async def test_a_denial_is_only_given_on_the_quota_as_it_is_now() -> None:
+    hub = FakeApiServer()
+    make_quota(hub, gpus=8)
+    admission = QuotaAdmission(hub, InterpreterRegistry())
+    assert (await admission.review(request(deployment("a", 1)))).allowed  # 8 of 8
+    body = hub.find(GROUP_VERSION, "FederatedResourceQuota", "gpus", NS)
+    assert body is not None  # the quota controller saw "a" go: usage back to 0
+    hub.patch(body, {"status": {"overallUsed": {GPU: "0"}, "charges": None}}, "status")
+    assert (await admission.review(request(deployment("b", 1)))).allowed
 
 
 async def test_dry_run_is_checked_and_reserves_nothing() -> None:
