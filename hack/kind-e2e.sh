@@ -24,5 +24,10 @@ done
 bash tools/rig-bin/build.sh kwok helm
 make venv
 export FLOTILLA_E2E_BACKEND=kind
+# The operator runs on this machine and serves the quota webhook; a kind hub reaches it through
+# the kind network's gateway (its IPv4 address).
+FLOTILLA_E2E_WEBHOOK_HOST=$(docker network inspect kind -f '{{range .IPAM.Config}}{{.Gateway}} {{end}}' \
+  | tr ' ' '\n' | grep -m1 -E '^[0-9]+(\.[0-9]+){3}$')
+export FLOTILLA_E2E_WEBHOOK_HOST
 export FLOTILLA_KUBECONFIGS="hub=$dir/hub.kubeconfig,a=$dir/a.kubeconfig,b=$dir/b.kubeconfig,c=$dir/c.kubeconfig"
 .venv/bin/pytest tests/e2e -q "$@"

@@ -43,6 +43,11 @@ bare_hub_only = pytest.mark.skipif(
 )
 
 
+loopback_webhook = pytest.mark.skipif(
+    BACKEND == "kind", reason="serves a webhook on 127.0.0.1, which a kind hub (in a container) cannot call"
+)
+
+
 class Fleet:
     """What e2e tests see: a hub and members by name."""
 

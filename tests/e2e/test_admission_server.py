@@ -13,6 +13,7 @@ import ssl
 from typing import Any
 
 import pytest
+from conftest import loopback_webhook
 from kubernetes.client import ApiException
 
 from flotilla import certs
@@ -22,6 +23,8 @@ from flotilla.admission.server import AdmissionServer
 from flotilla.admission.tls import CertificateManager, KubeSecretAPI, ReloadableTLS, TLSMaterial, refresh
 from flotilla.rig import kube
 from flotilla.rig.cluster import ClusterHandle
+
+pytestmark = loopback_webhook
 
 NS = "admission-server-e2e"
 SECRET = "admission-server-cert"

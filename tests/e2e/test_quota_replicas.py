@@ -26,6 +26,7 @@ from flotilla.rig.demo import WEBHOOK_CONFIG, remove_webhook, webhook_env
 from flotilla.rig.runner import free_port
 
 WAIT = 150.0
+HOST = os.environ.get("FLOTILLA_E2E_WEBHOOK_HOST") or "127.0.0.1"  # see flotilla.rig.demo.webhook_env
 
 
 class Balancer:
@@ -48,7 +49,7 @@ class Balancer:
         self.calls[i] += 1
         assert self._session is not None
         body = await request.read()
-        url = f"https://127.0.0.1:{self.backends[i]}{request.path}"
+        url = f"https://{HOST}:{self.backends[i]}{request.path}"
         async with self._session.post(
             url, data=body, headers={"Content-Type": "application/json"}, ssl=self._client_tls
         ) as upstream:
@@ -71,7 +72,7 @@ class Balancer:
         app.router.add_post("/validate", self._forward)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=server_tls).start()
+        await web.TCPSite(self._runner, HOST, self.port, ssl_context=server_tls).start()
 
     async def _stop(self) -> None:
         if self._session is not None:
@@ -105,7 +106,7 @@ def two_replicas(hub: ClusterHandle, tmp_path: Path) -> Iterator[Balancer]:
                 "KUBECONFIG": str(hub.kubeconfig),
                 "FLOTILLA_METRICS_PORT": "0",
                 **webhook_env(hub, port),
-                "FLOTILLA_WEBHOOK_URL": f"https://127.0.0.1:{balancer.port}/validate",
+                "FLOTILLA_WEBHOOK_URL": f"https://{HOST}:{balancer.port}/validate",
                 "FLOTILLA_LEADER_ELECT": "true",
                 "FLOTILLA_LEADER_ELECTION_NAMESPACE": "flotilla-system",
                 "FLOTILLA_LEADER_ELECTION_NAME": lease,

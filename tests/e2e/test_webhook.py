@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import loopback_webhook
 from kopf.testing import KopfRunner
 from kubernetes.client import ApiException
 
@@ -14,6 +15,8 @@ from flotilla import certs
 from flotilla.rig import kube
 from flotilla.rig.cluster import ClusterHandle
 from flotilla.rig.runner import free_port
+
+pytestmark = loopback_webhook
 
 OPERATOR = Path(__file__).with_name("webhook_operator.py")
 

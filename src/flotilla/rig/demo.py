@@ -94,14 +94,18 @@ WEBHOOK_CONFIG = "flotilla-admission"
 
 def webhook_env(hub: ClusterHandle, port: int | None = None) -> dict[str, str]:
     """Settings for the operator's quota webhook on the rig: the hub API server calls it on
-    127.0.0.1; its CA and certificate live in a Secret in flotilla-system, as in a cluster."""
+    127.0.0.1; its CA and certificate live in a Secret in flotilla-system, as in a cluster.
+
+    ``FLOTILLA_E2E_WEBHOOK_HOST`` names another address of this machine the hub can reach (a kind
+    hub runs in a container: ``hack/kind-e2e.sh`` sets the kind network's gateway)."""
     kube.ensure_namespace(hub.api_client(), SYSTEM_NS)
     port = port or free_port()
+    host = os.environ.get("FLOTILLA_E2E_WEBHOOK_HOST") or "127.0.0.1"
     return {
         "FLOTILLA_WEBHOOK_ENABLED": "true",
-        "FLOTILLA_WEBHOOK_ADDR": "127.0.0.1",
+        "FLOTILLA_WEBHOOK_ADDR": host,
         "FLOTILLA_WEBHOOK_PORT": str(port),
-        "FLOTILLA_WEBHOOK_URL": f"https://127.0.0.1:{port}/validate",
+        "FLOTILLA_WEBHOOK_URL": f"https://{host}:{port}/validate",
         "FLOTILLA_WEBHOOK_SERVICE_NAMESPACE": SYSTEM_NS,
         "FLOTILLA_WEBHOOK_CONFIG_NAME": WEBHOOK_CONFIG,
     }
