@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from kopf.testing import KopfRunner
@@ -24,6 +26,7 @@ from flotilla.rig.demo import (
 )
 
 REPO = repo_root()
+WAIT = 150.0  # generous: the machine may be busy; tests never assert wall-clock times
 __all__ = ["GROUP_VERSION", "REPO", "SYSTEM_NS", "member_ready", "register_member"]
 
 
@@ -56,6 +59,53 @@ def running_operator(hub: ClusterHandle, **env: str) -> Iterator[KopfRunner]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextmanager
+def fleet_operator(hub: ClusterHandle, members: dict[str, ClusterHandle], **env: str) -> Iterator[KopfRunner]:
+    """The CRDs installed, every member registered, the operator running and every member Ready."""
+    install_flotilla_crds(hub)
+    for member in members.values():
+        register_member(hub, member)
+    with running_operator(hub, **env) as runner:
+        for name in members:
+            kube.wait_for(partial(member_ready, hub, name), timeout=WAIT, what=f"member {name} Ready")
+        yield runner
+
+
+def new_namespace(hub: ClusterHandle, prefix: str) -> str:
+    """A fresh namespace on the hub, ``<prefix>-<random>``."""
+    name = f"{prefix}-{uuid.uuid4().hex[:5]}"
+    kube.ensure_namespace(hub.api_client(), name)
+    return name
+
+
+def gpu_deployment(ns: str, name: str, replicas: int = 1, gpus: int = 1) -> dict[str, Any]:
+    """A Deployment whose pods each ask for ``gpus`` GPUs (requests = limits, as extended resources need)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": "vllm/vllm-openai:v0.6.3",
+                            "resources": {
+                                "requests": {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": str(gpus)},
+                                "limits": {"nvidia.com/gpu": str(gpus)},
+                            },
+                        }
+                    ]
+                },
+            },
+        },
+    }
 
 
 def binding(hub: ClusterHandle, namespace: str, name: str) -> dict[str, Any] | None:

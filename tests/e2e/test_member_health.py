@@ -6,13 +6,11 @@ runs on the local rig only.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import pytest
@@ -20,12 +18,14 @@ from conftest import BACKEND, Fleet
 from kopf.testing import KopfRunner
 from operator_support import (
     GROUP_VERSION,
+    WAIT,
     binding,
     condition_of,
+    fleet_operator,
+    gpu_deployment,
     install_flotilla_crds,
     member_ready,
     register_member,
-    running_operator,
 )
 from prometheus_client import REGISTRY
 
@@ -34,7 +34,6 @@ from flotilla.rig.cluster import ClusterHandle
 
 pytestmark = pytest.mark.skipif(BACKEND == "kind", reason="stops a member's API server: local rig only")
 
-WAIT = 150.0  # generous: the machine may be busy; tests never assert wall-clock times
 GRACE = 10  # FLOTILLA_MEMBER_NOEXECUTE_GRACE for this module (default 30)
 UNREACHABLE = "cluster.flotilla.dev/unreachable"
 UNSCHEDULABLE = "cluster.flotilla.dev/unschedulable"
@@ -45,25 +44,13 @@ SETTINGS = {"FLOTILLA_MEMBER_NOEXECUTE_GRACE": str(GRACE)}  # everything else: t
 @pytest.fixture(scope="module")
 def operator(hub: ClusterHandle, members: dict[str, ClusterHandle]) -> Iterator[KopfRunner]:
     install_flotilla_crds(hub)
-    for member in members.values():
-        register_member(hub, member)
+    register_member(hub, members["a"])
     api = hub.api_client()
     mc = kube.get(api, GROUP_VERSION, "MemberCluster", "a")
     assert mc is not None
     kube.patch(api, mc, {"spec": {"taints": [USER_TAINT]}})  # a user's taint, to be kept throughout
-    saved = {k: os.environ.get(k) for k in SETTINGS}
-    os.environ.update(SETTINGS)
-    try:
-        with running_operator(hub) as runner:
-            for name in members:
-                kube.wait_for(partial(member_ready, hub, name), timeout=WAIT, what=f"member {name} Ready")
-            yield runner
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with fleet_operator(hub, members, **SETTINGS) as runner:
+        yield runner
 
 
 def _member(hub: ClusterHandle, name: str) -> dict[str, Any]:
@@ -78,33 +65,6 @@ def _taints(mc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 def _time(value: str) -> datetime:
     return datetime.fromisoformat(value)
-
-
-def _deployment(ns: str, name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "server",
-                            "image": "vllm/vllm-openai:v0.6.3",
-                            "resources": {
-                                "requests": {"cpu": "1", "nvidia.com/gpu": "1"},
-                                "limits": {"nvidia.com/gpu": "1"},
-                            },
-                        }
-                    ]
-                },
-            },
-        },
-    }
 
 
 def _place_on(hub: ClusterHandle, clusters: list[str]) -> tuple[str, str]:
@@ -128,7 +88,7 @@ def _place_on(hub: ClusterHandle, clusters: list[str]) -> tuple[str, str]:
             },
         },
     )
-    kube.apply(api, _deployment(ns, name))
+    kube.apply(api, gpu_deployment(ns, name))
     return ns, name
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Iterator
-from functools import partial
 from typing import Any
 
 import pytest
@@ -14,12 +12,13 @@ from operator_support import (
     GROUP_VERSION,
     REPO,
     SYSTEM_NS,
+    WAIT,
     binding,
     condition_of,
-    install_flotilla_crds,
+    fleet_operator,
+    gpu_deployment,
     member_ready,
-    register_member,
-    running_operator,
+    new_namespace,
 )
 from pytorchjob_support import replica_types, wait_pytorchjob_pods_gone, wait_pytorchjob_running
 
@@ -27,51 +26,11 @@ from flotilla import kube
 from flotilla.rig.binaries import locate
 from flotilla.rig.cluster import ClusterHandle
 
-WAIT = 150.0  # generous: the machine may be busy; tests never assert wall-clock times
-
 
 @pytest.fixture(scope="module")
 def operator(hub: ClusterHandle, members: dict[str, ClusterHandle]) -> Iterator[KopfRunner]:
-    install_flotilla_crds(hub)
-    for member in members.values():
-        register_member(hub, member)
-    with running_operator(hub) as runner:
-        for name in members:
-            kube.wait_for(partial(member_ready, hub, name), timeout=WAIT, what=f"member {name} Ready")
+    with fleet_operator(hub, members) as runner:
         yield runner
-
-
-def _ns(hub: ClusterHandle, prefix: str) -> str:
-    name = f"{prefix}-{uuid.uuid4().hex[:5]}"
-    kube.ensure_namespace(hub.api_client(), name)
-    return name
-
-
-def _deployment(ns: str, name: str, replicas: int, gpus: int = 1) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "server",
-                            "image": "vllm/vllm-openai:v0.6.3",
-                            "resources": {
-                                "requests": {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": str(gpus)},
-                                "limits": {"nvidia.com/gpu": str(gpus)},
-                            },
-                        }
-                    ]
-                },
-            },
-        },
-    }
 
 
 def _with_config_volume(deployment: dict[str, Any], config_map: str) -> dict[str, Any]:
@@ -122,7 +81,7 @@ def test_divided_static_weights_scale_and_delete(
     operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
 ) -> None:
     api = hub.api_client()
-    ns = _ns(hub, "weights")
+    ns = new_namespace(hub, "weights")
     name = "infer"
     kube.apply(
         api,
@@ -153,7 +112,7 @@ def test_divided_static_weights_scale_and_delete(
         "data": {"model": "llama-3.1-8b"},
     }
     kube.apply(api, config)
-    kube.apply(api, _with_config_volume(_deployment(ns, name, 9), "infer-config"))
+    kube.apply(api, _with_config_volume(gpu_deployment(ns, name, 9), "infer-config"))
     kube.wait_for(
         lambda: _replicas_on(members, ns, name) == {"a": 3, "b": 6},
         timeout=WAIT,
@@ -206,21 +165,21 @@ def test_divided_static_weights_scale_and_delete(
 
     # Drift on a member is corrected: someone scales the copy on b by hand.
     member_b = members["b"].api_client()
-    kube.patch(member_b, _deployment(ns, name, 9), {"spec": {"replicas": 1}})
+    kube.patch(member_b, gpu_deployment(ns, name, 9), {"spec": {"replicas": 1}})
     kube.wait_for(
         lambda: _replicas_on(members, ns, name) == {"a": 3, "b": 6},
         timeout=WAIT,
         what="the drifted copy on b to be restored to 6 replicas",
     )
 
-    kube.apply(api, _with_config_volume(_deployment(ns, name, 12), "infer-config"))
+    kube.apply(api, _with_config_volume(gpu_deployment(ns, name, 12), "infer-config"))
     kube.wait_for(
         lambda: _replicas_on(members, ns, name) == {"a": 4, "b": 8},
         timeout=WAIT,
         what="12 replicas divided 4/8 after scaling",
     )
 
-    kube.delete(api, _deployment(ns, name, 12))
+    kube.delete(api, gpu_deployment(ns, name, 12))
     kube.wait_for(lambda: _replicas_on(members, ns, name) == {}, timeout=WAIT, what="both copies removed")
     kube.wait_for(
         lambda: binding(hub, ns, f"{name}-deployment") is None, timeout=WAIT, what="binding removed"
@@ -261,7 +220,7 @@ def test_pytorchjob_gang_needs_whole_nodes(
 ) -> None:
     """4 pods x 8 GPUs go to a (5 nodes of 8: 40 GPUs) even though b has more free GPUs (48, 4 per node)."""
     api = hub.api_client()
-    ns = _ns(hub, "gang")
+    ns = new_namespace(hub, "gang")
     name = "llm-pretrain"
     kube.apply(api, _policy(ns, name, "PyTorchJob", "kubeflow.org/v1", {}))
     kube.apply(api, _pytorchjob(ns, name, workers=3, gpus=8))
@@ -303,7 +262,7 @@ def test_kind_not_served_is_never_sent(
     operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
 ) -> None:
     api = hub.api_client()
-    ns = _ns(hub, "apienable")
+    ns = new_namespace(hub, "apienable")
     name = "lws-infer"
     lws = {
         "apiVersion": "leaderworkerset.x-k8s.io/v1",
@@ -343,7 +302,7 @@ def test_kind_not_served_is_never_sent(
 
 
 def _blocker(ns: str) -> dict[str, Any]:
-    dep = _deployment(ns, "blocker", 5, gpus=8)
+    dep = gpu_deployment(ns, "blocker", 5, gpus=8)
     dep["metadata"]["labels"] = {"purpose": "occupy-member-a"}
     return dep
 
@@ -352,7 +311,7 @@ def test_waits_with_condition_then_placed_when_capacity_frees(
     operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
 ) -> None:
     api = hub.api_client()
-    ns = _ns(hub, "waits")
+    ns = new_namespace(hub, "waits")
     member_a = members["a"].api_client()
     kube.ensure_namespace(member_a, ns)
     # Occupy every H100 on member a directly on the member, behind Flotilla's back.
@@ -501,10 +460,10 @@ def test_cli_lists_clusters_and_explains_a_placement(
     from flotilla.cli import main
 
     api = hub.api_client()
-    ns = _ns(hub, "cli")
+    ns = new_namespace(hub, "cli")
     name = "big-infer"
     kube.apply(api, _policy(ns, name, "Deployment", "apps/v1", {}))
-    kube.apply(api, _deployment(ns, name, 1, gpus=8))  # no L4 (c) or A100 (b) node has 8 GPUs
+    kube.apply(api, gpu_deployment(ns, name, 1, gpus=8))  # no L4 (c) or A100 (b) node has 8 GPUs
     kube.wait_for(
         lambda: (
             (condition_of(binding(hub, ns, f"{name}-deployment"), "FullyApplied") or {}).get("status")
@@ -524,4 +483,4 @@ def test_cli_lists_clusters_and_explains_a_placement(
     text = capsys.readouterr().out
     assert "a            selected" in text
     assert "rejected by NodeResourcesFit" in text  # b and c: no node with 8 free GPUs
-    kube.delete(api, _deployment(ns, name, 1))
+    kube.delete(api, gpu_deployment(ns, name, 1))

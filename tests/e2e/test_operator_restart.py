@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from operator_support import (
     GROUP_VERSION,
+    WAIT,
     binding,
+    gpu_deployment,
     install_flotilla_crds,
     member_ready,
+    new_namespace,
     register_member,
     running_operator,
 )
-from test_operator import WAIT, _deployment, _ns, _policy, _replicas_on
+from test_operator import _policy, _replicas_on
 
 from flotilla import kube
 from flotilla.rig.cluster import ClusterHandle
@@ -23,7 +26,7 @@ def test_operator_restart_loses_and_duplicates_nothing(
     for member in members.values():
         register_member(hub, member)
     api = hub.api_client()
-    ns = _ns(hub, "restart")
+    ns = new_namespace(hub, "restart")
     placement = {
         "clusterAffinity": {"clusterNames": ["a", "b"]},
         "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"},
@@ -34,7 +37,7 @@ def test_operator_restart_loses_and_duplicates_nothing(
             kube.wait_for(lambda n=name: member_ready(hub, n), timeout=WAIT, what=f"member {name} Ready")
         for name in names:
             kube.apply(api, _policy(ns, name, "Deployment", "apps/v1", placement))
-            kube.apply(api, _deployment(ns, name, 2))
+            kube.apply(api, gpu_deployment(ns, name, 2))
         # Stop the operator while the workloads are being placed ...
     # ... then start a new one.
     with running_operator(hub):
@@ -52,7 +55,7 @@ def test_operator_restart_loses_and_duplicates_nothing(
                     f"binding: {(rb or {}).get('metadata', {}).get('generation')} {(rb or {}).get('spec')} "
                     f"{(rb or {}).get('status')}"
                 ) from exc
-        kube.apply(api, _deployment(ns, names[0], 4))
+        kube.apply(api, gpu_deployment(ns, names[0], 4))
         kube.wait_for(
             lambda: sum(_replicas_on(members, ns, names[0]).values()) == 4,
             timeout=WAIT,
@@ -64,7 +67,7 @@ def test_operator_restart_loses_and_duplicates_nothing(
             assert rb is not None
             decided = {c["name"]: c["replicas"] for c in rb["spec"]["clusters"]}
             assert placed == decided, (name, placed, decided)
-            kube.delete(api, _deployment(ns, name, 1))
+            kube.delete(api, gpu_deployment(ns, name, 1))
         for name in names:
             kube.wait_for(
                 lambda n=name: _replicas_on(members, ns, n) == {}, timeout=WAIT, what=f"{name} removed"
@@ -77,13 +80,13 @@ def test_orphaned_copy_removed_after_start(hub: ClusterHandle, members: dict[str
     for member in members.values():
         register_member(hub, member)
     api = hub.api_client()
-    ns = _ns(hub, "orphan")
+    ns = new_namespace(hub, "orphan")
     placement = {"clusterAffinity": {"clusterNames": ["b"]}}
     with running_operator(hub):
         kube.apply(api, _policy(ns, "orphan", "Deployment", "apps/v1", placement))
         kube.apply(api, _policy(ns, "kept", "Deployment", "apps/v1", placement))
-        kube.apply(api, _deployment(ns, "orphan", 1))
-        kube.apply(api, _deployment(ns, "kept", 1))
+        kube.apply(api, gpu_deployment(ns, "orphan", 1))
+        kube.apply(api, gpu_deployment(ns, "kept", 1))
         for name in ("orphan", "kept"):
             kube.wait_for(
                 lambda n=name: _replicas_on(members, ns, n) == {"b": 1}, timeout=WAIT, what=f"{name} on b"
@@ -91,7 +94,7 @@ def test_orphaned_copy_removed_after_start(hub: ClusterHandle, members: dict[str
     kept_uid = kube.get(members["b"].api_client(), "apps/v1", "Deployment", "kept", ns)["metadata"]["uid"]  # type: ignore[index]
     # The operator is down: the template and its binding go, the copy on b stays behind.
     kube.delete(api, _policy(ns, "orphan", "Deployment", "apps/v1", placement))
-    kube.delete(api, _deployment(ns, "orphan", 1))
+    kube.delete(api, gpu_deployment(ns, "orphan", 1))
     kube.delete(
         api,
         {
@@ -108,5 +111,5 @@ def test_orphaned_copy_removed_after_start(hub: ClusterHandle, members: dict[str
         )
         copy = kube.get(members["b"].api_client(), "apps/v1", "Deployment", "kept", ns)
         assert copy is not None and copy["metadata"]["uid"] == kept_uid  # untouched, not recreated
-        kube.delete(api, _deployment(ns, "kept", 1))
+        kube.delete(api, gpu_deployment(ns, "kept", 1))
         kube.wait_for(lambda: _replicas_on(members, ns, "kept") == {}, timeout=WAIT, what="kept removed")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,37 +19,25 @@ from kopf.testing import KopfRunner
 from operator_support import (
     GROUP_VERSION,
     REPO,
+    WAIT,
     binding,
     condition_of,
-    install_flotilla_crds,
-    member_ready,
-    register_member,
-    running_operator,
+    fleet_operator,
+    gpu_deployment,
+    new_namespace,
 )
 
 from flotilla import kube
 from flotilla.rig.binaries import locate
 from flotilla.rig.cluster import ClusterHandle
 
-WAIT = 150.0
 GPU = "nvidia.com/gpu"
 
 
 @pytest.fixture(scope="module")
 def operator(hub: ClusterHandle, members: dict[str, ClusterHandle]) -> Iterator[KopfRunner]:
-    install_flotilla_crds(hub)
-    for member in members.values():
-        register_member(hub, member)
-    with running_operator(hub) as runner:
-        for name in members:
-            kube.wait_for(partial(member_ready, hub, name), timeout=WAIT, what=f"member {name} Ready")
+    with fleet_operator(hub, members) as runner:
         yield runner
-
-
-def _ns(hub: ClusterHandle, prefix: str) -> str:
-    name = f"{prefix}-{uuid.uuid4().hex[:5]}"
-    kube.ensure_namespace(hub.api_client(), name)
-    return name
 
 
 def _quota(ns: str, gpus: int, static: dict[str, int] | None = None) -> dict[str, Any]:
@@ -63,33 +49,6 @@ def _quota(ns: str, gpus: int, static: dict[str, int] | None = None) -> dict[str
         "kind": "FederatedResourceQuota",
         "metadata": {"name": "gpus", "namespace": ns},
         "spec": spec,
-    }
-
-
-def _deployment(ns: str, name: str, replicas: int, gpus: int = 8) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "containers": [
-                        {
-                            "name": "c",
-                            "image": "x",
-                            "resources": {
-                                "requests": {"cpu": "1", GPU: str(gpus)},
-                                "limits": {GPU: str(gpus)},
-                            },
-                        }
-                    ]
-                },
-            },
-        },
     }
 
 
@@ -143,7 +102,7 @@ def _wait_quota_seen(hub: ClusterHandle, ns: str) -> None:
 def _fill_from_50_processes(hub: ClusterHandle, ns: str) -> None:
     kube.apply(hub.api_client(), _quota(ns, 64))
     _wait_quota_seen(hub, ns)
-    results = _apply_concurrently(hub, [_deployment(ns, f"d{i:02d}", 1) for i in range(50)])
+    results = _apply_concurrently(hub, [_gpus8(ns, f"d{i:02d}", 1) for i in range(50)])
     admitted = [out for code, out in results if code == 0]
     rejected = [out for code, out in results if code != 0]
     assert len(admitted) == 8, results
@@ -159,7 +118,7 @@ def _fill_from_50_processes(hub: ClusterHandle, ns: str) -> None:
 
 
 def test_fifty_concurrent_applies_fill_the_quota_exactly(operator: KopfRunner, hub: ClusterHandle) -> None:
-    _fill_from_50_processes(hub, _ns(hub, "quota-conc"))
+    _fill_from_50_processes(hub, new_namespace(hub, "quota-conc"))
 
 
 def _pytorchjob(ns: str, name: str, workers: int) -> dict[str, Any]:
@@ -189,7 +148,7 @@ def _pytorchjob(ns: str, name: str, workers: int) -> dict[str, Any]:
 
 
 def test_every_role_is_charged_and_customized_kinds_too(operator: KopfRunner, hub: ClusterHandle) -> None:
-    ns = _ns(hub, "quota-roles")
+    ns = new_namespace(hub, "quota-roles")
     api = hub.api_client()
     kube.apply(api, _quota(ns, 40))
     _wait_quota_seen(hub, ns)
@@ -252,23 +211,23 @@ def _example(name: str) -> list[dict[str, Any]]:
 def test_scale_up_past_quota_is_refused_scale_down_frees_quota(
     operator: KopfRunner, hub: ClusterHandle
 ) -> None:
-    ns = _ns(hub, "quota-scale")
+    ns = new_namespace(hub, "quota-scale")
     api = hub.api_client()
     kube.apply(api, _quota(ns, 16))
     _wait_quota_seen(hub, ns)
-    assert _kubectl(hub, "apply", "-f", "-", stdin=json.dumps(_deployment(ns, "web", 1))).returncode == 0
+    assert _kubectl(hub, "apply", "-f", "-", stdin=json.dumps(_gpus8(ns, "web", 1))).returncode == 0
     up = _kubectl(hub, "-n", ns, "scale", "deployment/web", "--replicas=3")  # the scale subresource
     assert up.returncode != 0 and "requested nvidia.com/gpu=16, used 8 of 16, 8 left" in up.stderr, up.stderr
-    bigger = _kubectl(hub, "apply", "-f", "-", stdin=json.dumps(_deployment(ns, "web", 3)))  # a new spec
+    bigger = _kubectl(hub, "apply", "-f", "-", stdin=json.dumps(_gpus8(ns, "web", 3)))  # a new spec
     assert bigger.returncode != 0 and "requested nvidia.com/gpu=16" in bigger.stderr
     assert _kubectl(hub, "-n", ns, "scale", "deployment/web", "--replicas=2").returncode == 0
     kube.wait_for(lambda: _used(hub, ns) == "16", timeout=WAIT, what="16 of 16 used")
-    refused = _kubectl(hub, "apply", "-f", "-", stdin=json.dumps(_deployment(ns, "next", 1)))
+    refused = _kubectl(hub, "apply", "-f", "-", stdin=json.dumps(_gpus8(ns, "next", 1)))
     assert refused.returncode != 0
     down = _kubectl(hub, "-n", ns, "scale", "deployment/web", "--replicas=1")
     assert down.returncode == 0, down.stderr
     kube.wait_for(lambda: _used(hub, ns) == "8", timeout=WAIT, what="the scale-down to free 8 GPUs")
-    admitted = _kubectl(hub, "apply", "-f", "-", stdin=json.dumps(_deployment(ns, "next", 1)))
+    admitted = _kubectl(hub, "apply", "-f", "-", stdin=json.dumps(_gpus8(ns, "next", 1)))
     assert admitted.returncode == 0, admitted.stderr
     kube.wait_for(lambda: _used(hub, ns) == "16", timeout=WAIT, what="16 of 16 used again")
     shown = subprocess.run(
@@ -286,19 +245,17 @@ def test_scale_up_past_quota_is_refused_scale_down_frees_quota(
 
 
 def test_dry_run_is_checked_and_reserves_nothing(operator: KopfRunner, hub: ClusterHandle) -> None:
-    ns = _ns(hub, "quota-dry")
+    ns = new_namespace(hub, "quota-dry")
     kube.apply(hub.api_client(), _quota(ns, 8))
     _wait_quota_seen(hub, ns)
-    too_big = _kubectl(hub, "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(_deployment(ns, "w", 2)))
+    too_big = _kubectl(hub, "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(_gpus8(ns, "w", 2)))
     assert too_big.returncode != 0 and "requested nvidia.com/gpu=16, used 0 of 8, 8 left" in too_big.stderr
     for _ in range(3):  # checked each time, charged never
-        fits = _kubectl(
-            hub, "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(_deployment(ns, "w", 1))
-        )
+        fits = _kubectl(hub, "apply", "--dry-run=server", "-f", "-", stdin=json.dumps(_gpus8(ns, "w", 1)))
         assert fits.returncode == 0, fits.stderr
     status = _status(hub, ns)
     assert status.get("overallUsed") == {GPU: "0"} and not status.get("charges")
-    assert _kubectl(hub, "apply", "-f", "-", stdin=json.dumps(_deployment(ns, "w", 1))).returncode == 0
+    assert _kubectl(hub, "apply", "-f", "-", stdin=json.dumps(_gpus8(ns, "w", 1))).returncode == 0
 
 
 def _replicas_on(members: dict[str, ClusterHandle], ns: str, name: str) -> dict[str, int]:
@@ -313,7 +270,7 @@ def _replicas_on(members: dict[str, ClusterHandle], ns: str, name: str) -> dict[
 def test_static_assignments_bound_each_cluster_and_exist_on_members(
     operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
 ) -> None:
-    ns = _ns(hub, "quota-static")
+    ns = new_namespace(hub, "quota-static")
     api = hub.api_client()
     kube.apply(api, _quota(ns, 64, static={"a": 8}))
     policy = {
@@ -330,11 +287,11 @@ def test_static_assignments_bound_each_cluster_and_exist_on_members(
     }
     kube.apply(api, policy)
     # a has 5 nodes x 8 H100s, the namespace a share of 8 GPUs there: 2 replicas x 4 fit ...
-    kube.apply(api, _deployment(ns, "train", 2, gpus=4))
+    kube.apply(api, _gpus8(ns, "train", 2, gpus=4))
     kube.wait_for(lambda: _replicas_on(members, ns, "train") == {"a": 2}, timeout=WAIT, what="train on a")
     placed = {"a": 2}
     # ... a third replica's worth does not, though a has room: it waits, and says why.
-    kube.apply(api, _deployment(ns, "extra", 1, gpus=4))
+    kube.apply(api, _gpus8(ns, "extra", 1, gpus=4))
 
     def waiting() -> bool:
         cond = condition_of(binding(hub, ns, "extra-deployment"), "Scheduled") or {}
@@ -372,3 +329,7 @@ def test_static_assignments_bound_each_cluster_and_exist_on_members(
         timeout=WAIT,
         what="the member ResourceQuota raised to 12",
     )
+
+
+def _gpus8(ns: str, name: str, replicas: int, gpus: int = 8) -> dict[str, Any]:
+    return gpu_deployment(ns, name, replicas, gpus)

@@ -17,15 +17,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
-from operator_support import REPO, install_flotilla_crds
-from test_quota import _fill_from_50_processes, _ns
+from operator_support import REPO, WAIT, install_flotilla_crds, new_namespace
+from test_quota import _fill_from_50_processes
 
 from flotilla import kube
 from flotilla.rig.cluster import ClusterHandle
 from flotilla.rig.demo import WEBHOOK_CONFIG, remove_webhook, webhook_env
 from flotilla.rig.runner import free_port
 
-WAIT = 150.0
 HOST = os.environ.get("FLOTILLA_E2E_WEBHOOK_HOST") or "127.0.0.1"  # see flotilla.rig.demo.webhook_env
 
 
@@ -147,5 +146,5 @@ def two_replicas(hub: ClusterHandle, tmp_path: Path) -> Iterator[Balancer]:
 
 
 def test_two_replicas_fill_the_quota_exactly(hub: ClusterHandle, two_replicas: Balancer) -> None:
-    _fill_from_50_processes(hub, _ns(hub, "quota-two"))
+    _fill_from_50_processes(hub, new_namespace(hub, "quota-two"))
     assert all(two_replicas.calls), two_replicas.calls  # both replicas answered reviews
