@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from flotilla.rig.cluster import ClusterHandle
@@ -152,8 +152,27 @@ def _run_demo(
     return 0
 
 
+EXIT_OK = 0
+EXIT_ERROR = 1
+"""A failure of the command: an object that does not exist, a kubeconfig that cannot be used,
+an API error other than those below, a timeout."""
+EXIT_USAGE = 2
+"""Wrong arguments (argparse's own code)."""
+EXIT_UNREACHABLE = 3
+"""An API server (the hub; the member for join/unjoin) cannot be reached: connection, TLS."""
+EXIT_FORBIDDEN = 4
+"""The API server refused the credentials (401) or the request (403)."""
+EXIT_NO_CRDS = 5
+"""The hub does not serve the flotilla.dev kinds: the CRDs are not installed."""
+
+
 class CliError(Exception):
-    """A failure reported as one ``flotilla: error: ...`` line, without a traceback."""
+    """A failure reported as one ``flotilla: error: ...`` line, without a traceback, exiting with
+    ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def hub_kubeconfig(
@@ -199,19 +218,39 @@ def _rig_hub() -> Path | None:
     return next((h.kubeconfig for h in handles if h.role == "hub"), None)
 
 
-def _hub(args: argparse.Namespace) -> Any:
-    """An ApiClient for the hub (see :func:`hub_kubeconfig`), in ``--context`` if given."""
+def _load_kubeconfig(path: str, context: str | None, what: str) -> tuple[Any, str | None]:
+    """A ``kubernetes.client.Configuration`` for ``context`` (default: current-context) of the
+    kubeconfig ``path`` (a path list is merged as kubectl does), and the context's namespace."""
     from kubernetes import client, config
 
-    path = hub_kubeconfig(args.kubeconfig, os.environ, _rig_hub, Path("~/.kube/config").expanduser())
     cfg = client.Configuration()
     try:
         config.load_kube_config(
-            config_file=path, context=args.context, client_configuration=cfg, persist_config=False
+            config_file=path, context=context, client_configuration=cfg, persist_config=False
         )
+        contexts, active = config.list_kube_config_contexts(config_file=path)
     except Exception as exc:  # ConfigException, YAML errors, unreadable certificate data, ...
-        where = f"kubeconfig {path}" + (f" (context {args.context!r})" if args.context else "")
+        where = f"{what} {path}" + (f" (context {context!r})" if context else "")
         raise CliError(f"cannot use {where}: {_one_line(str(exc))}") from None
+    chosen = next((c for c in contexts or () if c.get("name") == context), None) if context else active
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    return cfg, str(namespace) if namespace else None
+
+
+def _hub_path(args: argparse.Namespace) -> str:
+    return hub_kubeconfig(args.kubeconfig, os.environ, _rig_hub, Path("~/.kube/config").expanduser())
+
+
+def _hub(args: argparse.Namespace) -> Any:
+    """An ApiClient for the hub (see :func:`hub_kubeconfig`), in ``--context`` if given.
+
+    Sets ``args.namespace`` (when the command has ``-n`` and it was not given) to the context's
+    namespace, else ``default``, as kubectl does."""
+    from kubernetes import client
+
+    cfg, namespace = _load_kubeconfig(_hub_path(args), args.context, "kubeconfig")
+    if getattr(args, "namespace", "") is None:
+        args.namespace = namespace or "default"
     return client.ApiClient(cfg)
 
 
@@ -220,21 +259,31 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def error_line(exc: BaseException) -> str | None:
-    """The one-line message for an error a hub command can meet, or None (a bug: keep the traceback)."""
+def _not_served(exc: BaseException) -> bool:
+    """A :func:`flotilla.kube.resolve` miss (the kind is not served), not a KeyError/IndexError."""
+    return isinstance(exc, LookupError) and not isinstance(exc, KeyError | IndexError)
+
+
+def error_line(exc: BaseException, target: str = "the hub") -> str | None:
+    """The one-line message for an error a command talking to ``target`` can meet, or None (a
+    bug: keep the traceback)."""
     import urllib3
     from kubernetes.client import ApiException
+
+    from flotilla import API_GROUP
 
     if isinstance(exc, CliError):
         return str(exc)
     if isinstance(exc, ApiException):
+        if not exc.status:  # raised inside the client (e.g. a TLS failure), no HTTP answer
+            return _one_line(f"cannot talk to {target}: {exc.reason or exc}")
         message = ""
         try:
             body = json.loads(exc.body or "")
             message = str(body.get("message") or "") if isinstance(body, dict) else ""
         except (TypeError, ValueError):
             message = ""
-        head = f"the hub answered HTTP {exc.status} {exc.reason or ''}".rstrip()
+        head = f"{target} answered HTTP {exc.status} {exc.reason or ''}".rstrip()
         if exc.status == 401:
             head += " (the kubeconfig's credentials were rejected)"
         return _one_line(f"{head}: {message}" if message else head)
@@ -242,14 +291,54 @@ def error_line(exc: BaseException) -> str | None:
         # Drop the "HTTPSConnection(host='...', port=...): " prefixes: the address follows anyway.
         reason = re.sub(r"^(?:\w+\(host=[^)]*\): )+", "", str(exc.reason or exc))
         pool = exc.pool
-        where = f"{pool.scheme}://{pool.host}:{pool.port}" if pool is not None else "the hub"
-        return _one_line(f"cannot reach the hub at {where}: {reason}")
+        url = f"{pool.scheme}://{pool.host}:{pool.port}" if pool is not None else ""
+        where = f" at {url}" if url and url not in target else ""
+        return _one_line(f"cannot reach {target}{where}: {reason}")
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
-        return _one_line(f"cannot talk to the hub: {exc}")
-    if isinstance(exc, LookupError) and not isinstance(exc, KeyError | IndexError):
-        # flotilla.kube.resolve: the kind is not served (CRDs not installed).
-        return _one_line(f"{exc} (are the Flotilla CRDs installed on the hub?)")
+        return _one_line(f"cannot talk to {target}: {exc}")
+    if _not_served(exc):
+        # flotilla.kube.resolve: the kind is not served (for flotilla.dev: CRDs not installed).
+        if API_GROUP in str(exc):
+            return _one_line(f"{exc} (are the Flotilla CRDs installed on {target}?)")
+        return _one_line(f"{exc} ({target})")
     return None
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code for an error :func:`error_line` describes (see ``EXIT_*``)."""
+    import urllib3
+    from kubernetes.client import ApiException
+
+    from flotilla import API_GROUP
+
+    if isinstance(exc, CliError):
+        return exc.code
+    if isinstance(exc, ApiException):
+        if not exc.status:
+            return EXIT_UNREACHABLE
+        return EXIT_FORBIDDEN if exc.status in (401, 403) else EXIT_ERROR
+    if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return EXIT_UNREACHABLE
+    if _not_served(exc) and API_GROUP in str(exc):
+        return EXIT_NO_CRDS
+    return EXIT_ERROR
+
+
+T = TypeVar("T")
+
+
+def on_cluster(target: str, step: Callable[[], T]) -> T:
+    """Run ``step``; an error :func:`error_line` knows becomes a :class:`CliError` naming
+    ``target`` (e.g. ``member cluster https://...``) with its exit code."""
+    try:
+        return step()
+    except CliError:
+        raise
+    except Exception as exc:
+        line = error_line(exc, target)
+        if line is None:
+            raise
+        raise CliError(line, exit_code(exc)) from None
 
 
 def format_rows(rows: list[dict[str, Any]], columns: list[tuple[str, str]], output: str) -> str:
@@ -451,9 +540,10 @@ def _binding_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
     from flotilla import kube
     from flotilla.api import GROUP_VERSION
 
+    api = _hub(args)  # first: it sets the default namespace from the kubeconfig context
     namespace = None if args.all_namespaces else args.namespace
     rows = []
-    for rb in kube.list_objects(_hub(args), GROUP_VERSION, "ResourceBinding", namespace):
+    for rb in kube.list_objects(api, GROUP_VERSION, "ResourceBinding", namespace):
         r = rb["spec"]["resource"]
         scheduled = _condition(rb, "Scheduled")
         rows.append(
@@ -490,8 +580,9 @@ def _cmd_describe_workload(args: argparse.Namespace) -> int:
     wanted = args.workload.lower()
     rows = [r for r in _binding_rows(args) if wanted in (r["workload"].lower(), r["binding"].lower())]
     if not rows:
-        print(f"no workload {args.workload!r} in namespace {args.namespace!r} (try -A)", file=sys.stderr)
-        return 1
+        where = "any namespace" if args.all_namespaces else f"namespace {args.namespace!r}"
+        hint = "" if args.all_namespaces else " (try -A)"
+        raise CliError(f"workload {args.workload!r} not found in {where}{hint}", EXIT_ERROR)
     for r in rows:
         rb = r["_body"]
         explanation = (rb.get("status") or {}).get("explanation") or {}
@@ -576,8 +667,9 @@ def _cmd_quota(args: argparse.Namespace) -> int:
     from flotilla import kube
     from flotilla.api import GROUP_VERSION
 
+    api = _hub(args)  # first: it sets the default namespace from the kubeconfig context
     namespace = None if args.all_namespaces else args.namespace
-    quotas = kube.list_objects(_hub(args), GROUP_VERSION, "FederatedResourceQuota", namespace)
+    quotas = kube.list_objects(api, GROUP_VERSION, "FederatedResourceQuota", namespace)
     columns = [
         ("NAMESPACE", "namespace"),
         ("QUOTA", "quota"),
@@ -592,6 +684,90 @@ def _cmd_quota(args: argparse.Namespace) -> int:
         return 0
     _emit(rows, columns, args.output)
     return 0
+
+
+def _labels(values: Sequence[str]) -> dict[str, str]:
+    """``--labels k=v,k2=v2`` (repeatable) as a dict; a malformed entry is a usage error."""
+    out: dict[str, str] = {}
+    for value in values:
+        for item in (i.strip() for i in value.split(",")):
+            key, sep, val = item.partition("=")
+            if not item:
+                continue
+            if not sep or not key:
+                raise CliError(f"--labels {item!r}: expected KEY=VALUE", EXIT_USAGE)
+            out[key] = val
+    return out
+
+
+def _member(args: argparse.Namespace) -> Any:
+    """The member as the user reaches it: ``--cluster-kubeconfig`` (else the hub's kubeconfig
+    files) in ``--cluster-context`` (else that file's current-context)."""
+    from kubernetes import client
+
+    from flotilla.join import Member, endpoint_from_configuration
+
+    path = args.cluster_kubeconfig
+    if path:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise CliError(f"--cluster-kubeconfig {path}: no such file")
+        if not os.access(file, os.R_OK):
+            raise CliError(f"--cluster-kubeconfig {path}: not readable")
+    else:
+        path = _hub_path(args)
+    cfg, _namespace = _load_kubeconfig(path, args.cluster_context, "member kubeconfig")
+    try:
+        endpoint = endpoint_from_configuration(cfg, getattr(args, "cluster_server", None))
+    except OSError as exc:
+        raise CliError(f"cannot read the member's CA certificate: {exc}") from None
+    context = f" (context {args.cluster_context})" if args.cluster_context else ""
+    return Member(client.ApiClient(cfg), endpoint, f"member cluster {cfg.host}{context}")
+
+
+def _join_names(args: argparse.Namespace) -> Any:
+    from flotilla.join import MemberNames, validate_name
+
+    problem = validate_name(args.name)
+    if problem:
+        raise CliError(problem, EXIT_USAGE)
+    return MemberNames(args.name, hub_namespace=args.cluster_namespace)
+
+
+def _cmd_join(args: argparse.Namespace) -> int:
+    from flotilla import yamlout
+    from flotilla.join import member_rules, run_join
+
+    names = _join_names(args)
+    labels = _labels(args.labels or [])
+    location = {"provider": args.provider, "region": args.region, "zone": args.zone}
+    if not args.cluster_kubeconfig and not args.cluster_context:
+        raise CliError("join needs --cluster-kubeconfig FILE and/or --cluster-context NAME", EXIT_USAGE)
+    if args.dry_run:
+        docs = [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": names.member_namespace}},
+            *names.member_objects(member_rules()),
+            names.member_cluster(labels, location),
+        ]
+        print("# the member's objects, then the hub's MemberCluster (its kubeconfig Secret holds the token)")
+        print("---\n".join(yamlout.dump(d) for d in docs), end="")
+        return EXIT_OK
+    member = _member(args)
+    run_join(_hub(args), member, names, labels, location, print, timeout=args.timeout)
+    return EXIT_OK
+
+
+def _cmd_unjoin(args: argparse.Namespace) -> int:
+    from flotilla.join import run_unjoin
+
+    names = _join_names(args)
+    # The member's kubeconfig is loaded (not contacted) before anything changes: a wrong path
+    # fails here, not after the hub side is gone.
+    member = _member(args) if args.cluster_kubeconfig or args.cluster_context else None
+    run_unjoin(
+        _hub(args), names, member, print, lambda line: print(f"flotilla: warning: {line}", file=sys.stderr)
+    )
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -621,17 +797,41 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "status":
             p.add_argument("-o", "--output", choices=["table", "json"], default="table")
 
-    def hub_options(p: argparse.ArgumentParser, namespaced: bool = True) -> None:
+    def hub_connection(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--kubeconfig",
             help="hub kubeconfig (default: KUBECONFIG, then the local rig's hub, then ~/.kube/config)",
         )
         p.add_argument("--context", help="kubeconfig context to use (default: its current-context)")
-        p.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
         p.set_defaults(hub_command=True)
+
+    def hub_options(p: argparse.ArgumentParser, namespaced: bool = True) -> None:
+        hub_connection(p)
+        p.add_argument("-o", "--output", choices=["table", "wide", "json", "yaml"], default="table")
         if namespaced:
-            p.add_argument("-n", "--namespace", default="default")
+            p.add_argument(
+                "-n", "--namespace", default=None, help="default: the kubeconfig context's namespace"
+            )
             p.add_argument("-A", "--all-namespaces", action="store_true")
+
+    def member_connection(p: argparse.ArgumentParser, purpose: str) -> None:
+        p.add_argument("name", help="MemberCluster name")
+        p.add_argument(
+            "--cluster-kubeconfig",
+            metavar="FILE",
+            help=f"the member's kubeconfig, with rights to {purpose} (with only --cluster-context: "
+            "the hub's kubeconfig files)",
+        )
+        p.add_argument(
+            "--cluster-context", metavar="NAME", help="context of the member (default: current-context)"
+        )
+        p.add_argument(
+            "--cluster-namespace",
+            default="flotilla-system",
+            metavar="NS",
+            help="hub namespace of the member's kubeconfig Secret (default: flotilla-system)",
+        )
+        hub_connection(p)
 
     get = sub.add_parser("get", help="list clusters or workloads on the hub")
     get_sub = get.add_subparsers(dest="what", required=True)
@@ -659,11 +859,51 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("cluster", help="MemberCluster name")
         hub_options(p, namespaced=False)
         p.set_defaults(func=_cmd_cordon)
+    join = sub.add_parser(
+        "join",
+        help="register a member cluster: least-privilege ServiceAccount on it, MemberCluster on the hub",
+        description="On the member: namespace flotilla-system, ServiceAccount flotilla-NAME, ClusterRole "
+        "and ClusterRoleBinding flotilla:member:NAME, token Secret. On the hub: Secret NAME-kubeconfig "
+        "and MemberCluster NAME. Running it again updates them. See docs/cli.md.",
+    )
+    member_connection(join, "create RBAC objects")
+    join.add_argument(
+        "--cluster-server",
+        metavar="URL",
+        help="the member's API server URL as the operator reaches it (default: the kubeconfig's server)",
+    )
+    join.add_argument("--cluster-provider", "--provider", dest="provider", help="spec.provider, e.g. aws")
+    join.add_argument("--cluster-region", "--region", dest="region", help="spec.region, e.g. eu-west")
+    join.add_argument("--cluster-zone", "--zone", dest="zone", help="spec.zone, e.g. eu-west-1a")
+    join.add_argument(
+        "--labels", action="append", metavar="K=V[,K=V]", help="MemberCluster labels (repeatable)"
+    )
+    join.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the member to issue the token"
+    )
+    join.add_argument("--dry-run", action="store_true", help="print the objects (YAML) and change nothing")
+    join.set_defaults(func=_cmd_join)
+    unjoin = sub.add_parser(
+        "unjoin",
+        help="remove a member cluster: the MemberCluster and its Secret, and what join made on the member",
+    )
+    member_connection(
+        unjoin, "delete what join made there (without either flag, those objects are listed, not removed)"
+    )
+    unjoin.set_defaults(func=_cmd_unjoin)
     quota = sub.add_parser(
         "quota", help="FederatedResourceQuotas: hard, used and left per resource and cluster"
     )
     hub_options(quota)
     quota.set_defaults(func=_cmd_quota)
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script (bash or zsh)",
+        description="eval \"$(kubectl-flotilla completion bash)\"; for 'kubectl flotilla <TAB>' "
+        "see docs/cli.md (kubectl_complete-flotilla).",
+    )
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    completion.set_defaults(func=_cmd_completion)
     version = sub.add_parser("version", help="print the Flotilla version")
     version.set_defaults(func=lambda _a: print(f"flotilla {__import__('flotilla').__version__}") or 0)
 
@@ -675,18 +915,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _cmd_completion(args: argparse.Namespace) -> int:
+    from flotilla.completion import script
+
+    print(script(args.shell), end="")
+    return EXIT_OK
+
+
+def complete_main(words: Sequence[str] | None = None) -> int:
+    """``kubectl-flotilla __complete WORD...`` (and a ``kubectl_complete-flotilla`` executable):
+    completion candidates in cobra's protocol, see :mod:`flotilla.completion`."""
+    from flotilla.completion import complete, hub_clusters, kubeconfig_contexts, render
+
+    candidates, directive = complete(
+        build_parser(),
+        list(sys.argv[1:] if words is None else words),
+        clusters=hub_clusters(_hub),
+        contexts=kubeconfig_contexts(_hub_path),
+    )
+    print(render(candidates, directive), end="")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    if words[:1] == ["__complete"]:
+        return complete_main(words[1:])
+    args = build_parser().parse_args(words)
     t0 = time.monotonic()
+    if getattr(args, "hub_command", False):
+        import warnings
+
+        import urllib3
+
+        # insecure-skip-tls-verify is the kubeconfig's choice: kubectl does not warn per request.
+        warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
     try:
         rc: int = args.func(args)
     except Exception as exc:
-        # Hub commands: API, connection and kubeconfig errors are one line; anything else is a bug.
+        # Hub commands: API, connection and kubeconfig errors are one line and a distinct exit
+        # code (EXIT_*); anything else is a bug and keeps its traceback.
         line = error_line(exc) if getattr(args, "hub_command", False) else None
         if line is None:
             raise
         print(f"flotilla: error: {line}", file=sys.stderr)
-        return 1
+        return exit_code(exc)
     if os.environ.get("FLOTILLA_TIMING"):
         print(f"({time.monotonic() - t0:.1f}s)", file=sys.stderr)
     return rc

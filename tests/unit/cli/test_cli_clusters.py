@@ -284,7 +284,7 @@ def test_main_prints_one_line_when_the_hub_is_down(
     ca.write_text("x")
     path = tmp_path / "kubeconfig"
     write_kubeconfig(path, "hub", f"https://127.0.0.1:{port}", ca, "t")
-    assert cli.main(["get", "clusters", "--kubeconfig", str(path)]) == 1
+    assert cli.main(["get", "clusters", "--kubeconfig", str(path)]) == cli.EXIT_UNREACHABLE
     err = capsys.readouterr().err
     assert err.startswith(f"flotilla: error: cannot reach the hub at https://127.0.0.1:{port}: ")
     assert err.count("\n") == 1
