@@ -1,13 +1,17 @@
 # Flotilla developer entry points. The two that matter are in README.md:
 #   make demo   - build the rig binaries (once), start hub + GPU members, run Flotilla, apply examples
 #   make test   - everything CI checks: generated-file drift, lint, types, unit and e2e tests
+# Not part of `make test` (minutes, and root): the operator image without a container daemon
+# (docs/image.md):
+#   make image      - build dist/image/oci and check it (entrypoint as uid 65532, read-only root)
+#   make image-e2e  - ... then run it against a fresh rig: members Ready, examples placed
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv binaries lint typecheck gen gen-check unit e2e bench down clean
+.PHONY: demo test venv binaries lint typecheck gen gen-check unit e2e bench down clean image image-e2e
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,5 +58,11 @@ test: venv binaries gen-check lint typecheck
 	$(VENV)/bin/pytest tests -q
 	$(MAKE) --no-print-directory bench
 
+image: venv
+	bash tools/image/build.sh
+
+image-e2e: image binaries
+	bash tools/image/check.sh --hub auto --examples
+
 clean:
-	rm -rf $(VENV) .rig .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .rig .mypy_cache .ruff_cache .pytest_cache dist/image build/image

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Build (or reuse) the pinned control-plane binaries the Flotilla rig runs:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm and,
-# on request only, the Kubeflow training operator (component training-operator).
+# on request only, the Kubeflow training operator (component training-operator) and umoci, which
+# tools/image/build.sh uses to assemble the operator's OCI image without a container daemon.
 #
 # Binaries are cached outside the repository, keyed by component and version:
 #   ${FLOTILLA_RIG_CACHE:-~/.cache/flotilla-rig}/<component>-<version>/
 # A warm cache makes this a no-op that takes well under a second.
 #
 # Usage: tools/rig-bin/build.sh [component ...]
-#   (default: etcd kubernetes kwok helm; training-operator is built only when named)
+#   (default: etcd kubernetes kwok helm; training-operator and umoci are built only when named)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -98,6 +99,7 @@ for c in "${want[@]}"; do
       "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm:helm ;;
     training-operator) build training-operator "$TRAINING_OPERATOR_VERSION" training-operator "-s -w" \
       github.com/kubeflow/training-operator/cmd/training-operator.v1:training-operator ;;
+    umoci) build umoci "$UMOCI_VERSION" umoci "-s -w" github.com/opencontainers/umoci/cmd/umoci:umoci ;;
     *) log "unknown component: $c"; exit 2 ;;
   esac
 done
