@@ -46,12 +46,30 @@ CLUSTER_TAINTS_ADDED = Counter(
     "Automatic taints added to member clusters, by taint key and effect.",
     ["cluster", "key", "effect"],
 )
+FAILOVERS = Counter(
+    "flotilla_failovers_total",
+    "Workloads evicted from a member cluster and placed elsewhere, by cluster left and reason "
+    "(ClusterUnreachable | ClusterNotReady | TaintUntolerated).",
+    ["cluster", "reason"],
+)
+FAILOVER_DURATION = Histogram(
+    "flotilla_failover_duration_seconds",
+    "From the moment a workload had to leave a cluster (the NoExecute taint's timeAdded, plus the "
+    "workload's tolerationSeconds) to its replacement applied on the new clusters.",
+    buckets=(0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300, 600),
+)
+FAILOVER_WAITING = Gauge(
+    "flotilla_failover_waiting_workloads",
+    "Workloads due for eviction that wait: for the eviction rate limit, or for room elsewhere.",
+    ["reason"],
+)
 CLUSTER_SERIES = (
     CLUSTER_READY,
     CLUSTER_GPUS,
     CLUSTER_GPUS_FREE,
     CLUSTER_PROBE_FAILURES,
     CLUSTER_TAINTS_ADDED,
+    FAILOVERS,
 )
 """Every series labelled by member cluster: see :func:`forget_cluster`."""
 

@@ -20,6 +20,13 @@ Settings (environment):
   (``cluster.flotilla.dev/not-ready`` or ``.../unreachable``: NoSchedule at once, NoExecute
   after ``FLOTILLA_MEMBER_NOEXECUTE_GRACE`` seconds, default 30, negative for never); see
   :mod:`flotilla.controllers.members`;
+* ``FLOTILLA_FAILOVER`` (default ``true``) - move workloads off members tainted NoExecute;
+  ``FLOTILLA_FAILOVER_EVICTION_RATE`` (default 10 per second) and
+  ``FLOTILLA_FAILOVER_EVICTION_BURST`` (default 20) pace evictions fleet-wide;
+  ``FLOTILLA_FAILOVER_PURGE_MODE`` (default ``Gracefully``) for policies without
+  ``failover.cluster.purgeMode``; ``FLOTILLA_GRACEFUL_EVICTION_TIMEOUT`` (default 600 s) bounds a
+  graceful eviction; ``FLOTILLA_FAILOVER_RETRY`` (default 30 s) - see
+  :mod:`flotilla.controllers.failover`;
 * ``FLOTILLA_KOPF_LOG_LEVEL`` (default ``WARNING``) - level of Kopf's per-handler log lines;
 * ``FLOTILLA_WORKERS`` (default 16) - workers per controller queue (status has two);
 * ``FLOTILLA_LEADER_ELECT`` (default ``false``; the Helm chart sets ``true``) - leader election
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import os
 import threading
@@ -44,7 +52,7 @@ from typing import Any, cast
 
 import kopf
 
-from flotilla import API_GROUP, API_VERSION, __version__, metrics
+from flotilla import API_GROUP, API_VERSION, __version__, kube, metrics
 from flotilla.admission.settings import WebhookSettings
 from flotilla.api import GROUP_VERSION, ignored_field_message, ignored_fields_in
 from flotilla.controllers.client import KubeClient
@@ -56,6 +64,7 @@ from flotilla.leader import ElectionSettings, env_bool, kube_lease_client
 from flotilla.quota.webhook import QuotaWebhook
 from flotilla.scheduler import SchedulerCache
 
+log = logging.getLogger("flotilla")
 MEMBER_INTERVAL = float(os.environ.get("FLOTILLA_MEMBER_STATUS_INTERVAL", "5"))
 
 # Workload kinds with a built-in interpreter, watched on the hub as templates.
@@ -96,8 +105,54 @@ def members() -> MemberController:
 
 
 def _emit(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-    with contextlib.suppress(Exception):  # events are best effort; never fail a handler for one
+    try:  # events are best effort; never fail a handler for one
         kopf.event(cast(Any, dict(obj)), type=type_, reason=reason, message=message[:1024])
+    except LookupError:
+        # Kopf's event queue exists only inside its handlers: the controllers' workers (a decision,
+        # a failover) post their Events themselves.
+        _post_event(obj, type_, reason, message)
+    except Exception:
+        log.debug("could not post a %s event", reason, exc_info=True)
+
+
+def _post_event(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    """A core/v1 Event about ``obj`` on the hub, posted from a worker thread (fire and forget)."""
+    api = STATE.hub_api
+    if api is None:
+        return
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace") or "default"
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    body = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta.get('name')}.", "namespace": namespace},
+        "involvedObject": {
+            "apiVersion": obj.get("apiVersion"),
+            "kind": obj.get("kind"),
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "flotilla"},
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
+
+    def post() -> None:
+        try:
+            kube.request(api, "POST", f"/api/v1/namespaces/{namespace}/events", body, "application/json")
+        except Exception as exc:
+            log.debug("could not post a %s event: %s", reason, exc)
+
+    try:
+        asyncio.get_running_loop().run_in_executor(None, post)
+    except RuntimeError:  # not on the event loop
+        threading.Thread(target=post, name="flotilla-event", daemon=True).start()
 
 
 @kopf.on.login()

@@ -11,6 +11,7 @@ import yaml
 
 from flotilla import kube
 from flotilla.admission.settings import WebhookSettings
+from flotilla.controllers.failover import FailoverSettings
 from flotilla.rig.binaries import helm_path
 from flotilla.rig.cluster import ClusterHandle
 
@@ -280,3 +281,23 @@ def test_values_schema_rejects_bad_webhook_values(bad: str) -> None:
     result = helm("template", "fl", str(CHART), "--kube-version", "1.34.4", "--set", bad)
     assert result.returncode != 0
     assert "webhook" in result.stderr
+
+
+def test_failover_settings_reach_the_operator() -> None:
+    """The chart's failover values become the environment FailoverSettings.from_env reads."""
+
+    def settings(extra: list[str]) -> FailoverSettings:
+        docs: list[dict[str, Any]] = render(extra)
+        (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
+        container = deploy["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: str(e["value"]) for e in container["env"] if "value" in e}
+        return FailoverSettings.from_env(env)
+
+    default = settings([])
+    assert (default.enabled, default.purge_mode) == (True, "Gracefully")
+    tuned = settings(
+        ["--set", "operator.failover.purgeMode=Directly", "--set", "operator.failover.enabled=false"]
+    )
+    assert (tuned.enabled, tuned.purge_mode) == (False, "Directly")
+    refused = helm("template", "fl", str(CHART), "--set", "operator.failover.purgeMode=Sometimes")
+    assert refused.returncode != 0 and "purgeMode" in refused.stderr  # values.schema.json

@@ -98,7 +98,8 @@ class TargetCluster(KubeModel):
 
 
 class GracefulEvictionTask(KubeModel):
-    """A copy kept on a cluster being left until the new placement is healthy."""
+    """An eviction from a cluster (failover). While it stands the cluster is kept out of the
+    workload's decisions, and the old copy there is kept as long as ``suppressDeletion`` is true."""
 
     from_cluster: str = Field(min_length=1, description="The cluster being left.")
     reason: str = Field(min_length=1, max_length=32, description="Why, in CamelCase (e.g. ClusterNotReady).")
@@ -114,7 +115,11 @@ class GracefulEvictionTask(KubeModel):
         description="Longest wait before the old copy is removed anyway.",
     )
     suppress_deletion: bool | None = Field(
-        default=None, description="Keep the old copy until this is cleared."
+        default=None,
+        description=(
+            "Keep the old copy until this is cleared: by Flotilla when the replacement is healthy or"
+            " the grace period ends (Gracefully), by a user (Never)."
+        ),
     )
     creation_timestamp: Timestamp | None = Field(default=None, description="When the task was created.")
 
@@ -175,7 +180,10 @@ class ResourceBindingSpec(KubeModel):
     )
     graceful_eviction_tasks: (
         Annotated[list[GracefulEvictionTask], Field(max_length=256), _keyed("fromCluster")] | None
-    ) = Field(default=None, description="Clusters being left, whose copies are kept for now.")
+    ) = Field(
+        default=None,
+        description="Clusters the workload was evicted from (failover), and whether their old copies stay.",
+    )
     placement: Placement | None = Field(default=None, description="Copy of the policy's placement.")
     policy_ref: PolicyRef | None = Field(default=None, description="The matched policy.")
     scheduling_group: SchedulingGroup | None = Field(default=None, description="The gang, if any.")

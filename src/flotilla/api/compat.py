@@ -62,7 +62,12 @@ KARMADA_POLICY_FIELDS: tuple[FieldSupport, ...] = (
     FieldSupport(f"{_AFFINITIES}.labelSelector", S, "As in clusterAffinity."),
     FieldSupport(f"{_AFFINITIES}.fieldSelector", S, "As in clusterAffinity."),
     FieldSupport(f"{_AFFINITIES}.overflowAffinities", IG, "No overflow scheduling; the group is used alone."),
-    FieldSupport("spec.placement.clusterTolerations", S, "Tolerate MemberCluster spec.taints."),
+    FieldSupport(
+        "spec.placement.clusterTolerations",
+        S,
+        "Tolerate MemberCluster spec.taints; tolerationSeconds: how long a NoExecute taint is"
+        " tolerated (from its timeAdded) before the workload fails over.",
+    ),
     FieldSupport("spec.placement.spreadConstraints[].spreadByField", S, "cluster, region, zone or provider."),
     FieldSupport("spec.placement.spreadConstraints[].spreadByLabel", S, "Groups clusters by a label value."),
     FieldSupport("spec.placement.spreadConstraints[].maxGroups", S, "0 means no limit (as in Karmada)."),
@@ -85,12 +90,20 @@ KARMADA_POLICY_FIELDS: tuple[FieldSupport, ...] = (
         "Flotilla schedules unset, default-scheduler and flotilla; other values are left to their scheduler.",
     ),
     FieldSupport(
-        f"{_APP}.decisionConditions.tolerationSeconds", S, "Unhealthy this long -> moved (default 300)."
+        f"{_APP}.decisionConditions.tolerationSeconds",
+        IG,
+        "Application failover (moving a workload unhealthy inside a member) is not implemented yet.",
     ),
-    FieldSupport(f"{_APP}.purgeMode", S, "Immediately/Graciously are read as Directly/Gracefully."),
-    FieldSupport(f"{_APP}.gracePeriodSeconds", S, "Longest wait for the new copy (Gracefully)."),
+    FieldSupport(f"{_APP}.purgeMode", IG, "Application failover is not implemented yet.", ("Gracefully",)),
+    FieldSupport(f"{_APP}.gracePeriodSeconds", IG, "Application failover is not implemented yet."),
     FieldSupport(f"{_APP}.statePreservation", IG, "State is not carried across failover."),
-    FieldSupport("spec.failover.cluster.purgeMode", S, "How copies on a lost cluster are removed."),
+    FieldSupport(
+        "spec.failover.cluster.purgeMode",
+        S,
+        "Copies left on a cluster tainted NoExecute: Directly, Gracefully (until the new copy is"
+        " healthy, at most FLOTILLA_GRACEFUL_EVICTION_TIMEOUT, 600 s) or Never (Flotilla only)."
+        " Unset: FLOTILLA_FAILOVER_PURGE_MODE (Gracefully). A gang is purged Directly unless Never.",
+    ),
     FieldSupport("spec.failover.cluster.statePreservation", IG, "State is not carried across failover."),
     FieldSupport(
         "spec.conflictResolution",

@@ -287,9 +287,14 @@ class ApplicationFailoverBehavior(_Model):
 class ClusterFailoverBehavior(_Model):
     """Moving workloads off a failed cluster."""
 
-    purge_mode: Literal["Directly", "Gracefully"] = Field(
+    purge_mode: Literal["Directly", "Gracefully", "Never"] = Field(
         default="Gracefully",
-        description="How copies on the failed cluster are removed.",
+        description=(
+            "How copies on the failed cluster are removed: Directly (at once, or when the cluster"
+            " answers again), Gracefully (once the new copy is healthy or the operator's grace period"
+            " ends) or Never (Flotilla only: until a user clears the eviction task's suppressDeletion)."
+            " A gang is purged Directly unless Never."
+        ),
     )
     state_preservation: StatePreservation | None = Field(
         default=None,

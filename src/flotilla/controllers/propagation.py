@@ -31,6 +31,7 @@ from kubernetes.client import ApiException
 from flotilla import FIELD_MANAGER, metrics
 from flotilla.controllers.client import Client
 from flotilla.controllers.common import now, with_condition
+from flotilla.controllers.eviction import describe_tasks, kept_clusters, tasks_of
 from flotilla.controllers.hubstate import HubState, Key, status_items, targets
 from flotilla.controllers.member_copies import CopyRef, MemberCopies
 from flotilla.controllers.scheduling import Decision, decided, summary_of
@@ -77,6 +78,8 @@ class PropagationController:
         self._unrecorded: dict[Key, dict[str, dict[str, Any] | None]] = {}
         self._namespaces: set[tuple[str, str]] = set()
         self.tombstones: dict[Key, dict[str, Any]] = {}
+        self.on_copies_applied: Callable[[Key, set[str]], None] = lambda _key, _clusters: None
+        """Told (on the loop) which clusters a reconcile applied a copy to (failover's timing)."""
 
     def note_decision(self, key: Key, decision: Decision) -> None:
         """Called by the scheduling controller (on the loop): record it with the next status write."""
@@ -109,6 +112,9 @@ class PropagationController:
         )
         if results:
             self._unrecorded.setdefault(key, {}).update(results)
+            applied = {c for c, r in results.items() if r is not None and r.get("applied")}
+            if applied:
+                self.on_copies_applied(key, applied)
         if results or key in self._decisions or key in self._unrecorded:
             self.on_applied(key)  # the status controller records them, with what members report
         failed = {
@@ -123,11 +129,12 @@ class PropagationController:
             raise RuntimeError("not applied: " + "; ".join(f"{c}: {m}" for c, m in sorted(failed.items())))
 
     def _stray_clusters(self, key: Key, binding: Mapping[str, Any], chosen: Mapping[str, Any]) -> set[str]:
-        """Clusters holding a copy (recorded, or seen by the member watch) that are not chosen."""
+        """Clusters holding a copy (recorded, or seen by the member watch) that are not chosen,
+        except those an eviction task keeps for now (purge mode Gracefully or Never)."""
         api_version, kind = _gvk(binding)
         name = binding["spec"]["resource"]["name"]
         seen = {r[0] for r in self.copies.copies_of(key) if (r[1], r[2], r[4]) == (api_version, kind, name)}
-        return (set(self.records_of(key, binding)) | seen) - set(chosen)
+        return (set(self.records_of(key, binding)) | seen) - set(chosen) - kept_clusters(binding)
 
     def _sync(
         self,
@@ -231,6 +238,14 @@ class PropagationController:
                 "applied": False,
                 "appliedMessage": "pending removal: member cluster is not connected",
             }
+        if not self.member_ready(cluster):
+            # A lost member (failover): its copy is removed as soon as it is Ready again (that
+            # re-queues every binding recorded there), not retried against a dead API server.
+            return {
+                **base,
+                "applied": False,
+                "appliedMessage": "pending removal: member cluster is not ready",
+            }
         try:
             client.delete(stub)
         except (ApiException, LookupError, OSError) as exc:
@@ -285,12 +300,16 @@ class PropagationController:
         if decided(binding) and (
             decision is not None or status.get("schedulerObservedGeneration") != generation
         ):
+            reason = "Scheduled"
             if decision is not None:
-                message = decision.message
+                message, reason = decision.message, decision.reason
                 fields.update(explanation=decision.explanation, lastScheduledTime=decision.time)
             else:  # decided by an earlier run of the operator, which stopped before recording it
                 message = f"scheduled to {summary_of(binding['spec']['clusters'])}"
-            conditions = with_condition(conditions, "Scheduled", True, "Scheduled", message, generation)
+                evicted = describe_tasks(tasks_of(binding))
+                if evicted:  # (or a task changed): the decision still says why it moved
+                    message, reason = f"{message}; {evicted}", "Evicted"
+            conditions = with_condition(conditions, "Scheduled", True, reason, message, generation)
             fields.update(
                 schedulerObservedGeneration=generation,
                 clustersSummary=summary_of(binding["spec"]["clusters"]),
@@ -301,7 +320,12 @@ class PropagationController:
                 for c in chosen
                 if not items.get(c, {}).get("applied")
             }
-            pending_removal = {c: i.get("appliedMessage", "") for c, i in items.items() if c not in chosen}
+            keeping = kept_clusters(binding)  # old copies an eviction task keeps for now
+            pending_removal = {
+                c: i.get("appliedMessage", "")
+                for c, i in items.items()
+                if c not in chosen and c not in keeping
+            }
             ok = not failed and not pending_removal
             message = (
                 "applied to " + ",".join(sorted(chosen))

@@ -9,6 +9,8 @@ hub cache and enqueue keys; each controller owns its queue and its own state::
     member copy event (member watch)   -> propagation queue (drift, orphans)
                                        -> status queue      (member -> binding -> template)
     capacity / readiness change        -> scheduling queue (pending keys), status queue
+    member taint / readiness change    -> failover queue    (evict from NoExecute-tainted members;
+    binding change, status write           eviction tasks: graceful purge, drop when back)
     template / binding / quota event   -> quota queue       (FederatedResourceQuota status, by namespace)
 
 Nothing polls: no per-binding timer exists. The controllers' workers run only while this
@@ -32,6 +34,8 @@ from flotilla.api import GROUP_VERSION
 from flotilla.controllers.client import Client, KubeClient
 from flotilla.controllers.common import EmitEvent
 from flotilla.controllers.detector import Detector
+from flotilla.controllers.eviction import evicted_clusters, tasks_of
+from flotilla.controllers.failover import FailoverController, FailoverSettings
 from flotilla.controllers.hubstate import HubState, Key, TemplateKey, object_key, template_key
 from flotilla.controllers.member_copies import MemberCopies
 from flotilla.controllers.propagation import PropagationController
@@ -71,6 +75,7 @@ class Runtime:
         workers: int = 4,
         watch_kinds: tuple[tuple[str, str], ...] = (),
         quota_enforced: bool = True,
+        failover: FailoverSettings | None = None,
     ) -> None:
         self.hub, self.cache, self.lock, self.loop = hub, cache, lock, loop
         self.registry = registry or InterpreterRegistry()
@@ -140,6 +145,21 @@ class Runtime:
             member_ready,
             self.notify_capacity_changed,
         )
+        self.failover = FailoverController(
+            hub,
+            self.state,
+            cache,
+            lock,
+            self.scheduling,
+            self.propagation,
+            self.copies,
+            self.registry,
+            emit_event,
+            self._failover_wrote,
+            member_names,
+            settings=failover,
+        )
+        self.propagation.on_copies_applied = self.failover.copies_applied
         self.detector_queue: WorkQueue[TemplateKey] = WorkQueue(
             "detector", self.detector.reconcile, workers=workers
         )
@@ -150,18 +170,22 @@ class Runtime:
         # Status is not on the path to the members: few workers, so that under load its keys wait
         # (de-duplicated) and a burst of member events becomes one write, not a stampede.
         self.status_queue: WorkQueue[Key] = WorkQueue(
-            "status", self.status.reconcile, workers=2, yield_to=self._placing, max_yield=2.0
+            "status", self._status, workers=2, yield_to=self._placing, max_yield=2.0
         )
         self.quota_queue: WorkQueue[str] = WorkQueue("quota", self.quota.reconcile, workers=2)
+        self.failover_queue: WorkQueue[Key] = WorkQueue("failover", self.failover.reconcile, workers=2)
+        self.failover.on_check = self.failover_queue.add
         self.queues = (
             self.detector_queue,
             self.scheduling_queue,
             self.propagation_queue,
             self.status_queue,
             self.quota_queue,
+            self.failover_queue,
         )
         self._capacity_handle: asyncio.TimerHandle | None = None
         self._ready: dict[str, bool] = {}
+        self._member_seen: dict[str, tuple[Any, ...]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.leading = False
 
@@ -237,6 +261,7 @@ class Runtime:
     def _binding_changed(self, key: Key) -> None:
         self.scheduling_queue.add(key)
         self.propagation_queue.add(key)
+        self.failover_queue.add(key)
 
     def _desired(self, key: Key, desired: dict[str, Any]) -> None:
         self.scheduling.note_desired(key, desired)
@@ -245,18 +270,32 @@ class Runtime:
     def _decided(self, key: Key, decision: Decision) -> None:
         self.propagation.note_decision(key, decision)
         self.propagation_queue.add(key)
+        self.failover_queue.add(key)  # e.g. placed on a member whose taint is tolerated for a while
+
+    def _failover_wrote(self, key: Key) -> None:
+        """The failover controller wrote the binding's eviction tasks (its echo starts nothing)."""
+        self.propagation_queue.add(key)  # a released or dropped task changes which copies stay
+        self.status_queue.add_after(key, STATUS_COALESCE)
 
     def _applied(self, key: Key) -> None:
         self.status_queue.add_after(key, STATUS_COALESCE)
+
+    async def _status(self, key: Key) -> None:
+        await self.status.reconcile(key)
+        if tasks_of(self.state.bindings.get(key)):
+            self.failover_queue.add(key)  # a graceful eviction waits for the replacement's health
 
     def _copy_changed(self, cluster: str, key: Key) -> None:
         self.propagation_queue.add(key)  # drift is repaired at once
         # Status waits a moment, so the burst of events a rollout makes on every member is
         # one binding write, not one per event.
         self.status_queue.add_after(key, STATUS_COALESCE)
+        if cluster in evicted_clusters(self.state.bindings.get(key)):
+            self.failover_queue.add(key)  # the copy left behind may be gone: the task may go too
 
     async def _propagate(self, key: Key) -> None:
         await self.propagation.reconcile(key)
+        self.failover.propagated(key)
         binding = self.state.bindings.get(key)
         if binding is not None and binding["metadata"].get("deletionTimestamp"):
             await self._drop_legacy_finalizer(binding)
@@ -281,6 +320,7 @@ class Runtime:
 
     def _member_changed(self, member: str) -> None:
         if member:
+            self._member_failover(member)
             ready = self.member_ready(member)
             if self._ready.get(member) != ready:
                 self._ready[member] = ready
@@ -300,6 +340,28 @@ class Runtime:
         if self._capacity_handle is None:  # debounce: a burst of pod events is one retry
             self._capacity_handle = self.loop.call_later(0.5, self._requeue_pending)
 
+    def _member_failover(self, member: str) -> None:
+        """A member's taints or readiness changed: its bindings' failover is looked at again."""
+        with self.lock:
+            try:
+                info = self.cache.cluster(member)
+            except KeyError:
+                seen: tuple[Any, ...] = ("gone",)
+            else:
+                seen = (
+                    info.ready,
+                    tuple(sorted((t.key, t.effect, t.value, str(t.time_added)) for t in info.taints)),
+                )
+        if self._member_seen.get(member) == seen:
+            return  # a capacity change (pod events): nothing failover reads
+        self._member_seen[member] = seen
+        for key, binding in list(self.state.bindings.items()):
+            spec = binding.get("spec") or {}
+            if any(c.get("name") == member for c in spec.get("clusters") or ()) or member in evicted_clusters(
+                binding
+            ):
+                self.failover_queue.add(key)
+
     def _clean_member_quotas(self, member: str) -> None:
         """Remove ResourceQuotas Flotilla left on a member for assignments that are gone."""
 
@@ -317,6 +379,8 @@ class Runtime:
         self._capacity_handle = None
         for key in sorted(self.scheduling.pending):
             self.scheduling_queue.add(key)
+        for key in sorted(self.failover.pending):  # evictions that found no room elsewhere
+            self.failover_queue.add(key)
 
     def _ensure_watch_threadsafe(self, cluster: str, api_version: str, kind: str) -> None:
         self.loop.call_soon_threadsafe(self._ensure_watch, cluster, api_version, kind)
@@ -383,6 +447,7 @@ class Runtime:
             self.scheduling_queue.add(key)
             self.propagation_queue.add(key)
             self.status_queue.add(key)
+            self.failover_queue.add(key)  # a failover under way resumes from the binding
         for tkey in list(self.state.templates):
             self.detector_queue.add(tkey)
         for namespace in self.quota.namespaces():

@@ -38,6 +38,7 @@ from flotilla.controllers.common import (
     template_stub,
     with_condition,
 )
+from flotilla.controllers.eviction import TASKS, describe_tasks, evicted_clusters
 from flotilla.controllers.hubstate import HubState, Key, object_key
 from flotilla.controllers.workloads import (
     BINDING_API_VERSION,
@@ -65,6 +66,8 @@ class Decision:
     explanation: dict[str, Any]
     time: str
     summary: str
+    reason: str = "Scheduled"
+    """The ``Scheduled`` condition's reason: ``Scheduled``, or ``Evicted`` for a failover's decision."""
 
 
 def decided(binding: Mapping[str, Any]) -> bool:
@@ -165,9 +168,11 @@ class SchedulingController:
                 self.cache.forget(wl_key)
                 self._quota_usage.pop(key, None)
                 limits = self.quota_left(key, self._quota_usage)
-                outcome = self.scheduler.schedule(
-                    self.cache.snapshot(), scheduler_workload(target, cluster_limits=limits)
+                # Clusters the workload was evicted from stay out while the eviction task stands.
+                workload = scheduler_workload(
+                    target, evicted_from=evicted_clusters(binding), cluster_limits=limits
                 )
+                outcome = self.scheduler.schedule(self.cache.snapshot(), workload)
                 if outcome.ok:
                     self.cache.assume(wl_key, outcome.assignments)
                     targets = self._targets(target, outcome)
@@ -213,6 +218,72 @@ class SchedulingController:
         # One Event, on the template users look at; the binding carries the same in its condition.
         self.emit(template_stub(stored), "Normal", "Scheduled", message)
         await self._update_pod_group(stored, targets[0]["name"], None)
+
+    async def evict(
+        self, key: Key, binding: dict[str, Any], lost: Mapping[str, str], tasks: list[dict[str, Any]]
+    ) -> str | None:
+        """Failover: decide again without the ``lost`` clusters (``{cluster: why}``) and write the
+        new decision with the eviction ``tasks`` in one request. A Divided single-role workload
+        keeps its replicas on the other clusters and only the lost share is placed; a gang (or any
+        other workload) is placed whole, its survivors preferred. Returns None when written, or
+        the scheduler's reason when nothing fits (then nothing is written and nothing changes)."""
+        spec = binding["spec"]
+        survivors = [dict(c) for c in spec.get("clusters") or () if c["name"] not in lost]
+        basis = {**binding, "spec": {**spec, "clusters": survivors}}
+        evicted = evicted_clusters(binding) | frozenset(lost)
+        wl_key = f"{key[0]}/{key[1]}"
+        started = time.perf_counter()
+        with self.lock:
+            usage = self._quota_usage.pop(key, None)
+            limits = self.quota_left(key, self._quota_usage)
+            workload = scheduler_workload(
+                basis, evicted_from=evicted, cluster_limits=limits, keep_current=True
+            )
+            outcome = self.scheduler.schedule(self.cache.snapshot(), workload)
+            if outcome.ok:
+                self.cache.forget(wl_key)
+                self.cache.assume(wl_key, outcome.assignments)
+                targets = self._targets(basis, outcome)
+                if limits is not None:
+                    self._quota_usage[key] = binding_cluster_usage({"spec": {**spec, "clusters": targets}})
+            elif usage is not None:
+                self._quota_usage[key] = usage
+        elapsed = time.perf_counter() - started
+        metrics.observe_schedule(outcome.ok, elapsed)
+        if not outcome.ok:
+            return str(outcome.message)
+        body = {
+            "metadata": {"resourceVersion": binding["metadata"].get("resourceVersion")},
+            "spec": {"clusters": targets, TASKS: tasks},
+        }
+        try:
+            async with self.state.status_lock(key):  # (the status writer waits: no conflict with it)
+                with self.state.writing(key):
+                    stored = await asyncio.to_thread(self.hub.patch, binding, body)
+        except Exception:
+            self.release(key)  # not recorded: the reservation must not stay (the next try decides again)
+            raise
+        metrics.HUB_WRITES.labels(controller="failover", kind="ResourceBinding").inc()
+        self.state.put_binding(stored)
+        summary = summary_of(targets)
+        was = summary_of(spec.get("clusters") or [])
+        why = describe_tasks(t for t in tasks if t["fromCluster"] in lost)
+        message = f"{why}: rescheduled from {was} to {summary} in {elapsed * 1000:.1f} ms"
+        self.on_decided(
+            key,
+            Decision(
+                generation=int(stored["metadata"].get("generation") or 0),
+                message=message,
+                explanation=outcome.explanation.to_dict(),
+                time=now(),
+                summary=summary,
+                reason="Evicted",
+            ),
+        )
+        self.emit(template_stub(stored), "Warning", "Evicted", message)
+        if spec.get("schedulingGroup"):
+            await self._update_pod_group(stored, targets[0]["name"], None)
+        return None
 
     @staticmethod
     def _targets(binding: Mapping[str, Any], outcome: Any) -> list[dict[str, Any]]:

@@ -179,8 +179,10 @@ def scheduler_workload(
     binding: Mapping[str, Any],
     evicted_from: frozenset[str] = frozenset(),
     cluster_limits: Mapping[str, Mapping[str, int]] | None = None,
+    keep_current: bool = False,
 ) -> Workload:
-    """The scheduler's input for a binding (``cluster_limits``: the namespace's quota shares left)."""
+    """The scheduler's input for a binding (``cluster_limits``: the namespace's quota shares left;
+    ``keep_current``: failover, a Divided workload keeps its replicas where they are)."""
     spec = binding.get("spec") or {}
     meta = binding.get("metadata") or {}
     components = []
@@ -216,6 +218,7 @@ def scheduler_workload(
         current=current,
         evicted_from=evicted_from,
         cluster_limits=dict(cluster_limits or {}),
+        keep_current=keep_current,
     )
 
 

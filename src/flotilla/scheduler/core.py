@@ -12,7 +12,10 @@ Per cluster, after the cluster filters pass, node-level fit decides feasibility:
   unless ``allow_multi_cluster``, in which case the gang spans clusters, still all or nothing);
 * Duplicated: every replica of every component must bind simultaneously;
 * Divided: at least one replica must fit; replicas are then divided (see
-  :mod:`flotilla.scheduler.division`) never beyond what fits at node level.
+  :mod:`flotilla.scheduler.division`) never beyond what fits at node level. With
+  ``workload.keep_current`` (failover) a single-role workload keeps the replicas it already has
+  on every cluster that still passes the filters (needing no room for more), and only the
+  missing replicas are divided.
 
 ``placement.clusterAffinities`` groups are tried in order until one yields a placement.
 """
@@ -167,6 +170,14 @@ ScheduleOutcome = ScheduleResult | Unschedulable
 def _pod_order(groups: Sequence[PodGroup]) -> list[PodGroup]:
     """Largest pods first (GPU share, then CPU), stable on component order."""
     return sorted(groups, key=lambda g: (-g[1].gpu_demand_milli, -dict(g[1].other).get("cpu", 0)))
+
+
+def _kept(workload: Workload, mode: Mode, comps: Sequence[Component]) -> dict[str, int]:
+    """Replicas a Divided single-role workload keeps where it runs (failover), by cluster."""
+    if mode != "divided" or not workload.keep_current or len(comps) != 1:
+        return {}
+    kept = {name: n for name, n in workload.current.items() if n > 0}
+    return kept if sum(kept.values()) <= comps[0].replicas else {}  # fewer wanted: divide afresh
 
 
 def _mode(workload: Workload) -> Mode:
@@ -358,6 +369,7 @@ class Scheduler:
         else:
             need = None
 
+        kept = _kept(workload, mode, comps)
         primary = _pod_order([(c.name, c.shape, c.replicas) for c in comps])[0][1] if comps else None
         feasible: list[ClusterInfo] = []
         node_scores: dict[str, float] = {}
@@ -376,7 +388,8 @@ class Scheduler:
             if check is None:
                 check = node_check(cluster, key, comps, need, primary)
             available[name] = check.available
-            if check.status.code is success:
+            if check.status.code is success or kept.get(name):
+                # (A cluster keeping its replicas needs no room for more.)
                 feasible.append(cluster)
                 node_scores[name] = check.score
             else:
@@ -405,7 +418,7 @@ class Scheduler:
             outcome = self._place_duplicated(snapshot, comps, selected, expl)
         else:
             outcome = self._place_divided(
-                snapshot, workload.placement, comps, selected, expl, workload.cluster_limits
+                snapshot, workload.placement, comps, selected, expl, workload.cluster_limits, kept
             )
         if isinstance(outcome, ScheduleResult):
             outcome.targets = [
@@ -519,19 +532,33 @@ class Scheduler:
         selected: Sequence[ClusterInfo],
         expl: Explanation,
         limits: Mapping[str, Mapping[str, int]],
+        kept: Mapping[str, int] | None = None,
     ) -> ScheduleOutcome:
         rs = placement.replica_scheduling
         by_name = {c.name: c for c in selected}
         names = [c.name for c in selected]
         placers: dict[str, ClusterPlacer] = {}
         left = {name: dict(limits[name]) for name in names if name in limits}
+        # Failover (single role): replicas kept where they run; only the missing ones are divided.
+        base = {n: kept[n] for n in names if kept and kept.get(n, 0) > 0}
+        if base:
+            comp = comps[0]
+            for name, n in base.items():
+                if name in left:
+                    left[name] = sub(left[name], scale(pod_usage(comp), n))
+            expl.notes.append(
+                "kept " + ",".join(f"{n}:{r}" for n, r in sorted(base.items())) + "; divided the rest"
+            )
         for comp in comps:
+            wanted = comp.replicas - sum(base.values())
             avail: Mapping[str, int] = _Available(names, placers, expl.available, comp)
             if left:
                 avail = _Capped(avail, {n: pods_within(lim, comp) for n, lim in left.items()})
             split: dict[str, int] | None
-            if rs.division_preference == AGGREGATED:
-                split = aggregate(comp.replicas, names, avail)
+            if wanted <= 0:
+                split = {}
+            elif rs.division_preference == AGGREGATED:
+                split = aggregate(wanted, names, avail)
             elif rs.static_weights:
                 weights = {
                     n: max(
@@ -542,15 +569,17 @@ class Scheduler:
                 }
                 if not any(weights.values()):
                     weights = dict.fromkeys(names, 1)
-                split = divide(comp.replicas, weights, avail)
+                split = divide(wanted, weights, avail)
             elif rs.dynamic_weight:
-                split = divide(comp.replicas, avail, avail)
+                split = divide(wanted, avail, avail)
             else:
-                split = divide(comp.replicas, dict.fromkeys(names, 1), avail)
+                split = divide(wanted, dict.fromkeys(names, 1), avail)
             if split is None:
                 fit = sum(avail.values())
                 where = "at node level within the namespace's quota shares" if left else "at node level"
-                reason = f"{comp.replicas} {comp.name} replica(s) requested but only {fit} fit {where}"
+                reason = f"{wanted} {comp.name} replica(s) requested but only {fit} fit {where}"
+                if base:
+                    reason += f" (besides the {sum(base.values())} kept)"
                 return self._fail(snapshot, expl, reason)
             for name in sorted(split):
                 if split[name] <= 0:
@@ -567,7 +596,22 @@ class Scheduler:
                         )
         if not comps:
             placers = {name: self.engine.placer(by_name[name]) for name in names}
-        return self._result(placers, comps, expl)
+        result = self._result(placers, comps, expl)
+        if base:
+            result.targets = _with_kept(result.targets, base, comps[0].name)
+            for name, n in base.items():
+                expl.replicas[name] = expl.replicas.get(name, 0) + n
+        return result
+
+
+def _with_kept(targets: Sequence[TargetCluster], kept: Mapping[str, int], comp: str) -> list[TargetCluster]:
+    """``targets`` (the replicas placed now) plus the replicas kept, by cluster name."""
+    out = {t.name: t for t in targets}
+    for name, n in kept.items():
+        t = out.get(name)
+        placed = t.components.get(comp, 0) if t is not None else 0
+        out[name] = TargetCluster(name, (t.replicas if t is not None else 0) + n, {comp: placed + n})
+    return [out[n] for n in sorted(out)]
 
 
 _default: Scheduler | None = None

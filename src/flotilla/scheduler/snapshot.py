@@ -94,12 +94,19 @@ def _parse_time(value: Any) -> datetime | None:
 
 @dataclass(frozen=True, slots=True)
 class Toleration:
-    """A Kubernetes toleration (``operator`` is Equal or Exists; empty effect matches any)."""
+    """A Kubernetes toleration (``operator`` is Equal or Exists; empty effect matches any).
+
+    ``toleration_seconds`` (NoExecute only) bounds how long a workload already placed stays on a
+    cluster with the tolerated NoExecute taint, counted from the taint's ``timeAdded``. As in
+    Kubernetes and Karmada, it does not change filtering: failover reads it (see
+    :func:`flotilla.controllers.eviction.eviction_due`).
+    """
 
     key: str = ""
     operator: str = "Equal"
     value: str = ""
     effect: str = ""
+    toleration_seconds: int | None = None
 
     def tolerates(self, taint: Taint) -> bool:
         """Kubernetes semantics: empty key with Exists matches everything."""
@@ -109,16 +116,26 @@ class Toleration:
             return not self.key or self.key == taint.key
         return self.key == taint.key and self.value == taint.value
 
-    def to_dict(self) -> dict[str, str]:
-        return {"key": self.key, "operator": self.operator, "value": self.value, "effect": self.effect}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "key": self.key,
+            "operator": self.operator,
+            "value": self.value,
+            "effect": self.effect,
+        }
+        if self.toleration_seconds is not None:
+            out["tolerationSeconds"] = self.toleration_seconds
+        return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> Toleration:
+        seconds = raw.get("tolerationSeconds")
         return cls(
             key=str(raw.get("key") or ""),
             operator=str(raw.get("operator") or "Equal"),
             value=str(raw.get("value") or ""),
             effect=str(raw.get("effect") or ""),
+            toleration_seconds=int(seconds) if seconds is not None else None,
         )
 
 

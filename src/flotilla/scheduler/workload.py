@@ -171,6 +171,10 @@ class Workload:
     workload was evicted from (never chosen again by the eviction filter). ``cluster_limits``
     maps clusters to what the workload may still use there (a namespace's FederatedResourceQuota
     static assignments, less what its other workloads use); clusters not listed are unlimited.
+
+    ``keep_current`` (failover): a Divided single-role workload keeps the replicas ``current``
+    gives the clusters that are still feasible, and only the rest is divided (as Karmada's
+    failover and scale-up do); without it every decision divides all replicas afresh.
     """
 
     key: str
@@ -181,6 +185,7 @@ class Workload:
     current: Mapping[str, int] = field(default_factory=dict)
     evicted_from: frozenset[str] = frozenset()
     cluster_limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    keep_current: bool = False
 
     @property
     def total_replicas(self) -> int:
@@ -210,6 +215,7 @@ class Workload:
             "current": dict(self.current),
             "evictedFrom": sorted(self.evicted_from),
             "clusterLimits": {c: dict(v) for c, v in sorted(self.cluster_limits.items())},
+            **({"keepCurrent": True} if self.keep_current else {}),
         }
 
     @classmethod
@@ -227,6 +233,7 @@ class Workload:
                 str(c): {str(r): int(v) for r, v in limits.items()}
                 for c, limits in (raw.get("clusterLimits") or {}).items()
             },
+            keep_current=bool(raw.get("keepCurrent", False)),
         )
 
     def save(self, path: str | Path) -> None:
