@@ -58,8 +58,11 @@ def kubectl_flotilla(*args: str) -> subprocess.CompletedProcess[str]:
 def member_c_aside(hub: ClusterHandle, members: dict[str, ClusterHandle]) -> Iterator[ClusterHandle]:
     install_flotilla_crds(hub)
     api = hub.api_client()
-    had_c = kube.get(api, GROUP_VERSION, "MemberCluster", "c") is not None
-    if had_c:
+    current = kube.get(api, GROUP_VERSION, "MemberCluster", "c")
+    had_c = current is not None
+    if current is not None:
+        # No operator runs between modules to honour its finalizer: drop it, then delete.
+        kube.patch(api, current, {"metadata": {"finalizers": None}})
         kube.delete(
             api, {"apiVersion": GROUP_VERSION, "kind": "MemberCluster", "metadata": {"name": "c"}}, wait=30
         )
