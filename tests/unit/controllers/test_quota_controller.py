@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from test_runtime import NS, Fleet, condition, deployment, policy, start
 
 from flotilla.api import GROUP_VERSION
@@ -16,14 +14,6 @@ from flotilla.controllers.quota import MEMBER_QUOTA_LABEL
 from flotilla.quota import Charge
 
 GPU = "nvidia.com/gpu"
-
-
-@pytest.fixture
-async def fleet() -> AsyncIterator[Fleet]:
-    f = Fleet()
-    yield f
-    if f.rt is not None:
-        await f.rt.stop()
 
 
 def quota(gpus: int, static: dict[str, int] | None = None) -> dict[str, Any]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from fake_kube import FakeApiServer
 
 from flotilla.api import GROUP_VERSION
@@ -141,14 +139,6 @@ class Fleet:
 
     def writes(self) -> int:
         return self.hub.total_writes() + sum(m.total_writes() for m in self.members.values())
-
-
-@pytest.fixture
-async def fleet() -> AsyncIterator[Fleet]:
-    f = Fleet()
-    yield f
-    if f.rt is not None:
-        await f.rt.stop()
 
 
 def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
