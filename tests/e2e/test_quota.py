@@ -108,7 +108,8 @@ def _fill_from_50_processes(hub: ClusterHandle, ns: str) -> None:
     assert len(admitted) == 8, results
     assert len(rejected) == 42
     message = f"FederatedResourceQuota {ns}/gpus: requested nvidia.com/gpu=8, used 64 of 64, 0 left"
-    assert all(message in out for out in rejected), rejected[:3]
+    other = [out for out in rejected if message not in out]
+    assert not other, other[:3]
     assert _used(hub, ns) == "64"
     kube.wait_for(
         lambda: not _status(hub, ns).get("charges") and _used(hub, ns) == "64",

@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import socket
 import ssl
 import subprocess
 import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -90,6 +92,14 @@ class Balancer:
             self._thread.join(10)
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection((HOST, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 @pytest.fixture
 def two_replicas(hub: ClusterHandle, tmp_path: Path) -> Iterator[Balancer]:
     install_flotilla_crds(hub)
@@ -127,6 +137,8 @@ def two_replicas(hub: ClusterHandle, tmp_path: Path) -> Iterator[Balancer]:
             timeout=WAIT,
             what="the replicas to register the webhook",
         )
+        for port in ports:  # both replicas serve before any review is sent their way
+            kube.wait_for(partial(_listening, port), timeout=WAIT, what=f"a replica serving on {port}")
         balancer.start(tmp_path)
         yield balancer
     finally:
