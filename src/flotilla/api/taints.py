@@ -19,10 +19,11 @@ Taints are the dicts of ``MemberCluster.spec.taints`` (``key``, ``value``, ``eff
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from flotilla.api.base import _rfc3339
+from flotilla.scheduler.snapshot import parse_time
 
 __all__ = [
     "AUTOMATIC_KEYS",
@@ -50,19 +51,6 @@ NO_SCHEDULE = "NoSchedule"
 NO_EXECUTE = "NoExecute"
 
 Taints = Sequence[Mapping[str, Any]]
-
-
-def parse_time(value: Any) -> datetime | None:
-    """A ``timeAdded`` (RFC 3339) as an aware datetime; None when absent or unreadable."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def is_automatic(taint: Mapping[str, Any]) -> bool:

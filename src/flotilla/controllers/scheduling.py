@@ -69,6 +69,20 @@ class Decision:
     reason: str = "Scheduled"
     """The ``Scheduled`` condition's reason: ``Scheduled``, or ``Evicted`` for a failover's decision."""
 
+    @classmethod
+    def of(
+        cls, stored: Mapping[str, Any], message: str, outcome: Any, summary: str, reason: str = "Scheduled"
+    ) -> Decision:
+        """The decision recorded in ``stored`` (the binding as written), explained by ``outcome``."""
+        return cls(
+            generation=int(stored["metadata"].get("generation") or 0),
+            message=message,
+            explanation=outcome.explanation.to_dict(),
+            time=now(),
+            summary=summary,
+            reason=reason,
+        )
+
 
 def decided(binding: Mapping[str, Any]) -> bool:
     annotations = binding["metadata"].get("annotations") or {}
@@ -205,16 +219,7 @@ class SchedulingController:
         self._set_pending(key, False)
         summary = summary_of(targets)
         message = f"scheduled to {summary} in {elapsed * 1000:.1f} ms"
-        self.on_decided(
-            key,
-            Decision(
-                generation=int(stored["metadata"].get("generation") or 0),
-                message=message,
-                explanation=outcome.explanation.to_dict(),
-                time=now(),
-                summary=summary,
-            ),
-        )
+        self.on_decided(key, Decision.of(stored, message, outcome, summary))
         # One Event, on the template users look at; the binding carries the same in its condition.
         self.emit(template_stub(stored), "Normal", "Scheduled", message)
         await self._update_pod_group(stored, targets[0]["name"], None)
@@ -269,17 +274,7 @@ class SchedulingController:
         was = summary_of(spec.get("clusters") or [])
         why = describe_tasks(t for t in tasks if t["fromCluster"] in lost)
         message = f"{why}: rescheduled from {was} to {summary} in {elapsed * 1000:.1f} ms"
-        self.on_decided(
-            key,
-            Decision(
-                generation=int(stored["metadata"].get("generation") or 0),
-                message=message,
-                explanation=outcome.explanation.to_dict(),
-                time=now(),
-                summary=summary,
-                reason="Evicted",
-            ),
-        )
+        self.on_decided(key, Decision.of(stored, message, outcome, summary, reason="Evicted"))
         self.emit(template_stub(stored), "Warning", "Evicted", message)
         if spec.get("schedulingGroup"):
             await self._update_pod_group(stored, targets[0]["name"], None)

@@ -75,11 +75,11 @@ class Taint:
             str(raw["key"]),
             str(raw.get("value") or ""),
             str(raw.get("effect") or "NoSchedule"),
-            _parse_time(raw.get("timeAdded")),
+            parse_time(raw.get("timeAdded")),
         )
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
     """An RFC 3339 timestamp (or a datetime) as an aware datetime; None when absent or unreadable."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
