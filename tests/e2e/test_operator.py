@@ -384,6 +384,59 @@ def test_waits_with_condition_then_placed_when_capacity_frees(
     )
 
 
+def test_bound_pods_confirm_the_reservation_before_the_workload_is_healthy(
+    operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
+) -> None:
+    """The reservation of a decision gives way to the member's pods as they are bound, not when
+    the workload turns healthy: a workload whose pods run but never become available (a long
+    ``minReadySeconds``) must not keep its GPUs counted twice. Member a has five 8-GPU nodes;
+    three are taken by ``slow``, so ``next`` (two 8-GPU pods) fits only if they are counted once
+    (the reservation would otherwise last its 300 s TTL, longer than this test waits)."""
+    api = hub.api_client()
+    member_a = members["a"].api_client()
+    ns = new_namespace(hub, "confirm")
+    on_a = {"clusterAffinity": {"clusterNames": ["a"]}}
+    slow = gpu_deployment(ns, "slow", replicas=3, gpus=8)
+    slow["spec"]["minReadySeconds"] = 3600
+    slow["spec"]["progressDeadlineSeconds"] = 7200
+    kube.apply(api, _policy(ns, "slow", "Deployment", "apps/v1", on_a))
+    kube.apply(api, slow)
+
+    def bound_pods(app: str) -> list[dict[str, Any]]:
+        pods = kube.list_objects(member_a, "v1", "Pod", ns, label_selector=f"app={app}")
+        return [p for p in pods if p["spec"].get("nodeName")]
+
+    pods = kube.wait_for(
+        lambda: len(bound_pods("slow")) == 3 and bound_pods("slow"),
+        timeout=WAIT,
+        what="slow's pods bound on a",
+    )
+    assert {p["metadata"]["labels"]["flotilla.dev/binding"] for p in pods} == {"slow-deployment"}
+
+    def reported() -> dict[str, Any] | None:
+        items = ((binding(hub, ns, "slow-deployment") or {}).get("status") or {}).get("aggregatedStatus")
+        return next((i for i in items or () if i.get("status")), None)
+
+    item = kube.wait_for(reported, timeout=WAIT, what="slow's member status on the binding")
+    assert item["clusterName"] == "a" and item.get("health") != "Healthy"  # never available
+
+    kube.apply(api, _policy(ns, "next", "Deployment", "apps/v1", on_a))
+    kube.apply(api, gpu_deployment(ns, "next", replicas=2, gpus=8))
+    kube.wait_for(lambda: len(bound_pods("next")) == 2, timeout=WAIT, what="next placed on a beside slow")
+    kube.wait_for(
+        lambda: (
+            (condition_of(binding(hub, ns, "next-deployment"), "Scheduled") or {}).get("status") == "True"
+        ),
+        timeout=WAIT,
+        what="next Scheduled=True",
+    )
+    for name in ("slow", "next"):
+        kube.delete(api, gpu_deployment(ns, name))
+    kube.wait_for(
+        lambda: not kube.list_objects(member_a, "v1", "Pod", ns), timeout=WAIT, what="member a freed"
+    )
+
+
 def test_broken_kubeconfig_is_a_condition(
     operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle]
 ) -> None:

@@ -22,6 +22,7 @@ from kubernetes.client import ApiClient
 from flotilla import metrics
 from flotilla.controllers.hub_watch import ListWatch
 from flotilla.interpreter.keys import (
+    ANNOTATION_BINDING_NAME,
     LABEL_BINDING_NAME,
     LABEL_BINDING_NAMESPACE,
     LABEL_MANAGED_BY,
@@ -38,8 +39,11 @@ SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"
 
 
 def binding_of(obj: Obj) -> Key | None:
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    name = labels.get(LABEL_BINDING_NAME)
+    """The binding a copy belongs to: its ownership labels (the full name from the annotation
+    when the name was too long for a label value)."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    name = (meta.get("annotations") or {}).get(ANNOTATION_BINDING_NAME) or labels.get(LABEL_BINDING_NAME)
     if labels.get(LABEL_MANAGED_BY) != MANAGED_BY_VALUE or not name:
         return None
     return (labels.get(LABEL_BINDING_NAMESPACE) or "", name)

@@ -171,6 +171,21 @@ class PropagationController:
                     deps = self._dependencies(template, interpreter)
                 member_deps = [prepare_for_member(d, None, None, cluster, key) for d in deps]
                 applied_hash = digest([obj, *member_deps])
+                if record.get("appliedHash") not in (None, applied_hash):
+                    # A copy applied before pod templates were labelled keeps its unlabelled
+                    # templates while nothing else changes: no rollout (and no refused update of
+                    # an immutable Job template) just because Flotilla was upgraded.
+                    legacy = prepare_for_member(
+                        template,
+                        interpreter,
+                        replicas,
+                        cluster,
+                        key,
+                        assignment=assignment or None,
+                        pod_labels=False,
+                    )
+                    if digest([legacy, *member_deps]) == record["appliedHash"]:
+                        obj, applied_hash = legacy, record["appliedHash"]
                 if not self._needs_apply(cluster, api_version, kind, key[0], name, record, applied_hash):
                     continue
                 started = time.perf_counter()

@@ -11,7 +11,10 @@ binding gets one status write, and only when the reason changed; it waits in the
 and is scheduled again when capacity changes.
 
 The reservation made for a decision (the scheduler cache's ``assume``) is released when the
-write fails and confirmed by the status controller when the members report the workload.
+write fails, and confirmed pod by pod as the members report the workload's pods (they carry the
+``flotilla.dev/binding`` label propagation puts on every pod template; the inventory passes it to
+the cache as the pod's owner). The status controller drops what is left once the workload is
+healthy everywhere (kinds whose pods carry no label: InferenceService).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from flotilla.controllers.workloads import (
     binding_is_current,
     scheduler_workload,
 )
+from flotilla.interpreter.keys import pod_owner
 from flotilla.quota import binding_cluster_usage
 from flotilla.scheduler import Scheduler, SchedulerCache
 from flotilla.scheduler.quantity import ResourceList
@@ -188,7 +192,7 @@ class SchedulingController:
                 )
                 outcome = self.scheduler.schedule(self.cache.snapshot(), workload)
                 if outcome.ok:
-                    self.cache.assume(wl_key, outcome.assignments)
+                    self.cache.assume(wl_key, outcome.assignments, owner=pod_owner(*key))
                     targets = self._targets(target, outcome)
                     if limits is not None:
                         self._quota_usage[key] = binding_cluster_usage(
@@ -247,7 +251,7 @@ class SchedulingController:
             outcome = self.scheduler.schedule(self.cache.snapshot(), workload)
             if outcome.ok:
                 self.cache.forget(wl_key)
-                self.cache.assume(wl_key, outcome.assignments)
+                self.cache.assume(wl_key, outcome.assignments, owner=pod_owner(*key))
                 targets = self._targets(basis, outcome)
                 if limits is not None:
                     self._quota_usage[key] = binding_cluster_usage({"spec": {**spec, "clusters": targets}})

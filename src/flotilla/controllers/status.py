@@ -7,8 +7,9 @@ aggregated status follows the kind's conventions: where member copies report
 ``status.observedGeneration``, the hub template gets its own generation once every copy has
 observed the spec Flotilla applied from that generation, so ``kubectl rollout status`` and
 GitOps health checks work on the hub. The scheduler cache's reservation for the workload is
-confirmed when every chosen member reports its copy healthy, so the members' own pod reports
-take over from the guess.
+confirmed pod by pod as the members report its pods (see the scheduling controller); what is
+left of it is dropped when every chosen member reports its copy healthy (pods without Flotilla's
+label: InferenceService, copies applied before pod templates were labelled).
 """
 
 from __future__ import annotations

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from flotilla import API_GROUP
 
 __all__ = [
+    "ANNOTATION_BINDING_NAME",
     "ANNOTATION_CLUSTER",
     "ANNOTATION_RETAIN_REPLICAS",
     "ANNOTATION_USER_SUSPENDED",
@@ -13,8 +16,11 @@ __all__ = [
     "LABEL_BINDING_NAME",
     "LABEL_BINDING_NAMESPACE",
     "LABEL_MANAGED_BY",
+    "LABEL_POD_BINDING",
     "MANAGED_BY_VALUE",
     "MEMBER_VISIBLE_ANNOTATIONS",
+    "label_value",
+    "pod_owner",
 ]
 
 FLOTILLA_PREFIX = f"{API_GROUP}/"
@@ -24,6 +30,12 @@ LABEL_MANAGED_BY = f"{API_GROUP}/managed-by"
 MANAGED_BY_VALUE = "flotilla"
 LABEL_BINDING_NAMESPACE = f"{API_GROUP}/binding-namespace"
 LABEL_BINDING_NAME = f"{API_GROUP}/binding-name"
+"""The binding's name, as a label value (:func:`label_value`: names over 63 characters are shortened)."""
+ANNOTATION_BINDING_NAME = f"{API_GROUP}/binding-name"
+"""On a copy whose binding name was shortened for its label: the full name."""
+LABEL_POD_BINDING = f"{API_GROUP}/binding"
+"""On the pod templates of member copies: the binding's name (:func:`label_value`), so the
+inventory knows which workload a member's pod belongs to (the pod's namespace is the binding's)."""
 ANNOTATION_CLUSTER = f"{API_GROUP}/cluster"
 """The member cluster a copy was prepared for."""
 
@@ -46,3 +58,20 @@ Every ``flotilla.dev/`` label and annotation is hub-only too, except :data:`MEMB
 
 MEMBER_VISIBLE_ANNOTATIONS = frozenset({ANNOTATION_RETAIN_REPLICAS})
 """Flotilla annotations that do travel to member copies (``retain`` reads them on the desired object)."""
+
+
+LABEL_VALUE_MAX = 63
+
+
+def label_value(text: str) -> str:
+    """``text`` if it is a valid label value's length, else its first 52 characters, ``-`` and a
+    10-character hash (object names may be 253 characters long; label values only 63)."""
+    if len(text) <= LABEL_VALUE_MAX:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return f"{text[:52]}-{digest}"
+
+
+def pod_owner(namespace: str, binding_name: str) -> str:
+    """The owner token of a binding's pods: what the inventory builds from :data:`LABEL_POD_BINDING`."""
+    return f"{namespace}/{label_value(binding_name)}"

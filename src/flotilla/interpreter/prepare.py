@@ -8,18 +8,28 @@ from typing import Any
 
 from flotilla.interpreter.base import Interpreter, Obj
 from flotilla.interpreter.keys import (
+    ANNOTATION_BINDING_NAME,
     ANNOTATION_CLUSTER,
     FLOTILLA_PREFIX,
     HUB_ONLY_ANNOTATIONS,
     LABEL_BINDING_NAME,
     LABEL_BINDING_NAMESPACE,
     LABEL_MANAGED_BY,
+    LABEL_POD_BINDING,
     MANAGED_BY_VALUE,
     MEMBER_VISIBLE_ANNOTATIONS,
+    label_value,
 )
 from flotilla.interpreter.podspec import pod_dependencies
 
-__all__ = ["dependencies", "ownership_labels", "prepare_for_member", "strip_hub_fields"]
+__all__ = [
+    "dependencies",
+    "label_pod_templates",
+    "ownership_labels",
+    "pod_templates",
+    "prepare_for_member",
+    "strip_hub_fields",
+]
 
 HUB_ONLY_METADATA = (
     "uid",
@@ -38,7 +48,49 @@ HUB_ONLY_METADATA = (
 def ownership_labels(binding: tuple[str, str]) -> dict[str, str]:
     """The labels that mark a member object as Flotilla's copy for ``(namespace, name)`` of a binding."""
     namespace, name = binding
-    return {LABEL_MANAGED_BY: MANAGED_BY_VALUE, LABEL_BINDING_NAMESPACE: namespace, LABEL_BINDING_NAME: name}
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY_VALUE,
+        LABEL_BINDING_NAMESPACE: namespace,
+        LABEL_BINDING_NAME: label_value(name),
+    }
+
+
+def pod_templates(obj: Obj) -> list[dict[str, Any]]:
+    """Every pod template (``{"metadata": ..., "spec": {"containers": [...]}}``) in ``obj``'s spec,
+    at any depth (Deployment ``spec.template``, JobSet ``replicatedJobs[].template.spec.template``,
+    PyTorchJob replica specs, LeaderWorkerSet leader and worker templates, Ray groups...); a bare
+    Pod is its own template. Kinds whose pods are described inline (InferenceService) have none."""
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            spec = node.get("spec")
+            if isinstance(spec, dict) and isinstance(spec.get("containers"), list):
+                found.append(node)
+                return
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    if obj.get("kind") == "Pod" and isinstance((obj.get("spec") or {}).get("containers"), list):
+        return [obj]  # type: ignore[list-item]
+    walk(obj.get("spec"))
+    return found
+
+
+def label_pod_templates(obj: dict[str, Any], binding: tuple[str, str]) -> dict[str, Any]:
+    """Label every pod template of ``obj`` with :data:`LABEL_POD_BINDING` (in place; returns ``obj``)."""
+    for template in pod_templates(obj):
+        metadata = template.get("metadata")
+        if not isinstance(metadata, dict):
+            metadata = template["metadata"] = {}
+        labels = metadata.get("labels")
+        if not isinstance(labels, dict):
+            labels = metadata["labels"] = {}
+        labels[LABEL_POD_BINDING] = label_value(binding[1])
+    return obj
 
 
 def strip_hub_fields(obj: Obj) -> dict[str, Any]:
@@ -87,15 +139,18 @@ def prepare_for_member(
     binding: tuple[str, str],
     *,
     assignment: Mapping[str, int] | None = None,
+    pod_labels: bool = True,
 ) -> dict[str, Any]:
     """The object to server-side apply on ``cluster`` for the hub ``template``.
 
     Deep-copies, undoes the hub hold-back (suspend back to the user's intent), strips hub-only
     fields (:func:`strip_hub_fields` plus the interpreter's ``strip_for_member``), revises replicas
     when ``replicas`` is given (or ``assignment``, the whole ``{cluster: replicas}`` split, which
-    lets kinds such as Job divide extra fields exactly), and adds the ownership labels and the
-    ``flotilla.dev/cluster`` annotation. ``interpreter`` may be None for plain objects such as the
-    ConfigMaps and Secrets that travel with a workload. Revising a kind that is not divisible
+    lets kinds such as Job divide extra fields exactly), and adds the ownership labels, the
+    ``flotilla.dev/cluster`` annotation and (``pod_labels``, workloads only) the
+    :data:`LABEL_POD_BINDING` label on every pod template, so the members' pods name their
+    binding. ``interpreter`` may be None for plain objects such as the ConfigMaps and Secrets that
+    travel with a workload. Revising a kind that is not divisible
     raises ``ValueError``; pass ``replicas=None`` for Duplicated placement or whole placement.
     """
     obj: dict[str, Any] = copy.deepcopy(dict(template))
@@ -117,7 +172,12 @@ def prepare_for_member(
     obj = strip_hub_fields(obj)
     metadata = obj["metadata"]
     metadata.setdefault("labels", {}).update(ownership_labels(binding))
-    metadata.setdefault("annotations", {})[ANNOTATION_CLUSTER] = cluster
+    annotations = metadata.setdefault("annotations", {})
+    annotations[ANNOTATION_CLUSTER] = cluster
+    if label_value(binding[1]) != binding[1]:
+        annotations[ANNOTATION_BINDING_NAME] = binding[1]
+    if interpreter is not None and pod_labels:
+        label_pod_templates(obj, binding)
     return obj
 
 

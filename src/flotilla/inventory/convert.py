@@ -8,7 +8,8 @@ the inventory's watches use) or ``kubernetes.client`` models (converted to API J
   ``nvidia.com/gpu.memory``), taints, and ``ready`` = the Ready condition is True *and* the node
   is not cordoned (``spec.unschedulable``). The scheduler skips nodes with ``ready=False``.
 * :func:`pod_info` - a Pod as :class:`~flotilla.scheduler.cache.PodInfo`, or ``None`` when it
-  holds no resources (not bound to a node yet, or Succeeded/Failed).
+  holds no resources (not bound to a node yet, or Succeeded/Failed); its ``owner`` is the
+  binding named by Flotilla's pod label (``<namespace>/<flotilla.dev/binding>``), if any.
 * :func:`pod_requests` - the pod's effective requests, computed as kube-scheduler does.
 * :func:`node_is_cordoned` - whether a Node is cordoned (``spec.unschedulable``).
 * :func:`resource_summary` / :func:`node_summary` - ``status.resourceSummary`` and
@@ -23,6 +24,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flotilla.interpreter.keys import LABEL_POD_BINDING
 from flotilla.scheduler.cache import PodInfo
 from flotilla.scheduler.quantity import ResourceList, to_canonical
 from flotilla.scheduler.snapshot import GPU_MILLI_RESOURCE, GPU_RESOURCE, MILLI_PER_GPU, NodeInfo, Taint
@@ -208,7 +210,9 @@ def pod_info(obj: Any) -> PodInfo | None:
         return None
     meta = pod.get("metadata") or {}
     uid = meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-    return PodInfo(uid=str(uid), node=sys.intern(str(node)), requests=pod_requests(spec))
+    binding = (meta.get("labels") or {}).get(LABEL_POD_BINDING)
+    owner = f"{meta.get('namespace') or ''}/{binding}" if binding else None
+    return PodInfo(uid=str(uid), node=sys.intern(str(node)), requests=pod_requests(spec), owner=owner)
 
 
 def _whole_gpus_free(allocatable: Mapping[str, int], used: Mapping[str, int]) -> int:

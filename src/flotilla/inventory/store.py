@@ -224,12 +224,13 @@ class MemberInventory:
         if info is None:
             return self._drop_pod(uid)
         old = self._pods.get(uid)
-        if old is not None and old.node == info.node and old.requests == info.requests:
+        if old is not None and (old.node, old.requests, old.owner) == (info.node, info.requests, info.owner):
             return Change.NONE
         change = self._drop_pod(uid) if old is not None else Change.NONE
         self._pods[uid] = info
         self._charge(info, +1)
-        self.cache.add_pod(self.name, info)
+        if self.cache.add_pod(self.name, info):  # its reservation elsewhere on the member is free
+            change |= Change.FREED
         return change | Change.CHANGED
 
     @staticmethod

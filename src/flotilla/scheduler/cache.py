@@ -11,10 +11,13 @@ over to the next version when only usage changed, together with a
 the scheduler's per-shape fit indexes re-evaluate only those nodes).
 
 Reservations follow kube-scheduler's assume/confirm/forget: after a decision, ``assume()``
-reserves its pods on their nodes so the next decision cannot double-book them. When the member
-reports the real pods (``add_pod``), call ``confirm(key)`` to drop the reservation; if nothing
-is confirmed within the TTL (default 300 s, measured with the injected clock) the reservation
-rolls back by itself. ``forget``/``confirm`` are idempotent.
+reserves its pods on their nodes so the next decision cannot double-book them. A reservation is
+confirmed pod by pod as the members report the real pods: a pod passed to ``add_pod`` whose
+``owner`` is the reservation's owner token takes the place of one reserved pod on that cluster
+(the one on its node if there is one), so nothing is counted twice between a pod's binding and
+its workload turning healthy. ``confirm(key)`` drops what is left at once (for pods that carry no
+owner); if nothing is confirmed within the TTL (default 300 s, measured with the injected clock)
+the reservation rolls back by itself. ``forget``/``confirm`` are idempotent.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class PodInfo:
     node: str
     requests: ResourceList
     gpu_devices: tuple[int, ...] | None = None
+    owner: str | None = None
+    """The owner token of the workload the pod belongs to (see ``SchedulerCache.assume``), if known."""
 
 
 @dataclass(slots=True)
@@ -58,6 +63,9 @@ class _Reservation:
     key: str
     pods: list[PodAssignment]
     deadline: float
+    owner: str
+    seen: set[str] = field(default_factory=set)
+    """Uids of owned pods that already took a reserved pod's place, or existed before the decision."""
 
 
 @dataclass(slots=True)
@@ -104,9 +112,10 @@ class SchedulerCache:
 
     Reservation API (called after each decision):
 
-    * ``assume(key, assignments, ttl=None)`` - reserve a decision's pods (replaces any earlier
-      reservation of the same workload);
-    * ``confirm(key)`` - the member now reports the pods: drop the reservation;
+    * ``assume(key, assignments, ttl=None, owner=None)`` - reserve a decision's pods (replaces
+      any earlier reservation of the same workload); pods later added with ``PodInfo.owner ==
+      owner`` (default: ``key``) replace reserved pods one by one;
+    * ``confirm(key)`` - the member now reports the pods: drop what is left of the reservation;
     * ``forget(key)`` - roll back (failed push, rescheduling); idempotent;
     * ``expire()`` - roll back reservations past their TTL (also done by ``snapshot()``).
     """
@@ -119,6 +128,7 @@ class SchedulerCache:
         self._entries: dict[str, _ClusterEntry] = {}
         self._effective: dict[str, ClusterInfo] = {}
         self._reservations: dict[str, _Reservation] = {}
+        self._by_owner: dict[str, str] = {}  # owner token -> reservation key
         self._deadlines: list[tuple[float, int, str]] = []
         self._seq = itertools.count()
         self._versions = itertools.count(1)
@@ -224,11 +234,40 @@ class SchedulerCache:
         entry.pods.pop(node_name, None)
         self._publish(cluster, [node_name], usage_only=False)
 
-    def add_pod(self, cluster: str, pod: PodInfo) -> None:
+    def add_pod(self, cluster: str, pod: PodInfo) -> bool:
+        """Count a pod the member reports; True when it took the place of a pod reserved on
+        another node (that node has room again)."""
         entry = self._entries[cluster]
         self.remove_pod(cluster, pod.uid)
         entry.pods.setdefault(pod.node, {})[pod.uid] = pod
-        self._publish(cluster, [pod.node], usage_only=True)
+        changed = [pod.node]
+        replaced = self._take_reserved(entry, cluster, pod)
+        if replaced is not None and replaced != pod.node:
+            changed.append(replaced)
+        self._publish(cluster, changed, usage_only=True)
+        return len(changed) > 1
+
+    def _take_reserved(self, entry: _ClusterEntry, cluster: str, pod: PodInfo) -> str | None:
+        """A reported pod of a reserved workload takes one reserved pod's place on its cluster
+        (preferably on its node); returns the node that reserved pod was on."""
+        key = self._by_owner.get(pod.owner) if pod.owner else None
+        res = self._reservations.get(key) if key is not None else None
+        if res is None or pod.uid in res.seen:
+            return None
+        mine = [a for a in res.pods if a.cluster == cluster]
+        if not mine:
+            return None
+        res.seen.add(pod.uid)
+        taken = next((a for a in mine if a.node == pod.node), mine[0])
+        res.pods = [a for a in res.pods if a is not taken]
+        lst = [(k, a) for k, a in entry.reserved.get(taken.node, []) if a is not taken]
+        if lst:
+            entry.reserved[taken.node] = lst
+        else:
+            entry.reserved.pop(taken.node, None)
+        if not res.pods:
+            self._drop(res.key)
+        return taken.node
 
     def remove_pod(self, cluster: str, uid: str) -> None:
         entry = self._entries.get(cluster)
@@ -240,31 +279,62 @@ class SchedulerCache:
                 return
 
     # -- reservations --------------------------------------------------------------------------
-    def assume(self, key: str, assignments: Iterable[PodAssignment], ttl: float | None = None) -> None:
-        """Reserve a decision's pods until ``confirm``/``forget`` or the TTL."""
+    def assume(
+        self,
+        key: str,
+        assignments: Iterable[PodAssignment],
+        ttl: float | None = None,
+        owner: str | None = None,
+    ) -> None:
+        """Reserve a decision's pods until the members report them, ``confirm``/``forget`` or the TTL.
+
+        ``owner`` is the token the workload's pods carry (``PodInfo.owner``; default ``key``).
+        Pods of that owner the cache already holds were there before this decision: they never
+        take a reserved pod's place.
+        """
         self.expire()
         self.forget(key)
-        res = _Reservation(key, list(assignments), self._clock() + (self._ttl if ttl is None else ttl))
+        token = key if owner is None else owner
+        res = _Reservation(key, list(assignments), self._clock() + (self._ttl if ttl is None else ttl), token)
         if not res.pods:
             return
+        res.seen = {
+            uid
+            for entry in self._entries.values()
+            for pods in entry.pods.values()
+            for uid, pod in pods.items()
+            if pod.owner == token
+        }
         self._reservations[key] = res
+        self._by_owner[token] = key
         heapq.heappush(self._deadlines, (res.deadline, next(self._seq), key))
         self._reserve(res, +1)
 
     def forget(self, key: str) -> bool:
         """Drop a reservation (rollback); returns whether one existed. Idempotent."""
-        res = self._reservations.pop(key, None)
+        res = self._drop(key)
         if res is None:
             return False
         self._reserve(res, -1)
         return True
 
+    def _drop(self, key: str) -> _Reservation | None:
+        res = self._reservations.pop(key, None)
+        if res is not None and self._by_owner.get(res.owner) == key:
+            del self._by_owner[res.owner]
+        return res
+
     def confirm(self, key: str) -> bool:
-        """The member reported the workload's pods (via ``add_pod``): the reservation is no longer needed."""
+        """The members report the workload (e.g. it is healthy): drop what is left of its reservation."""
         return self.forget(key)
 
     def is_assumed(self, key: str) -> bool:
         return key in self._reservations
+
+    def assumed_pods(self, key: str) -> int:
+        """How many of the workload's reserved pods the members have not reported yet."""
+        res = self._reservations.get(key)
+        return len(res.pods) if res is not None else 0
 
     def expire(self) -> list[str]:
         """Roll back reservations whose TTL passed; returns their keys."""

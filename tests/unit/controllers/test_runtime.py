@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from typing import Any
 
+import pytest
 from fake_kube import FakeApiServer
 
 from flotilla.api import GROUP_VERSION
 from flotilla.api.binding import AggregatedStatusItem
+from flotilla.controllers import propagation
 from flotilla.controllers.runtime import Runtime
+from flotilla.inventory.convert import pod_info
 from flotilla.scheduler import SchedulerCache
 from flotilla.scheduler.snapshot import ClusterInfo, NodeInfo
 
@@ -389,3 +393,46 @@ async def test_member_not_connected_yet_is_applied_when_it_connects(fleet: Fleet
     await until(lambda: fleet.replicas("web") == {"b": 2})
     await fleet.settle()
     assert condition(fleet.binding("web"), "FullyApplied")["status"] == "True"
+
+
+async def test_reservation_confirmed_by_the_members_pods_not_by_health(fleet: Fleet) -> None:
+    fleet.hub.apply(policy("p", clusters=["a"]), "test")
+    fleet.hub.apply(deployment("web", 2, gpus=8), "test")
+    await start(fleet)
+    key = f"{NS}/web-deployment"
+    assert fleet.cache.assumed_pods(key) == 2  # the copy exists, its pods do not yet
+    copy = fleet.copy_on("a", "web")
+    assert copy is not None
+    template = copy["spec"]["template"]
+    for i, node in enumerate(("a-0", "a-1")):  # the member binds the pods (not Ready yet)
+        pod = {
+            "metadata": {**template["metadata"], "name": f"web-{i}", "namespace": NS, "uid": f"u{i}"},
+            "spec": {**template["spec"], "nodeName": node},
+            "status": {"phase": "Pending"},
+        }
+        info = pod_info(pod)
+        assert info is not None
+        fleet.cache.add_pod("a", info)
+    assert not fleet.cache.is_assumed(key)  # counted once, by the pods, before any health verdict
+    assert all(n.free[GPU] == 0 for n in fleet.cache.snapshot().clusters["a"].nodes.values())
+
+
+async def test_copies_applied_before_pod_labels_are_not_reapplied(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet.hub.apply(policy("p", clusters=["b"]), "test")
+    fleet.hub.apply(deployment("web", 2), "test")
+    unlabelled = functools.partial(propagation.prepare_for_member, pod_labels=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(propagation, "prepare_for_member", unlabelled)  # an operator of before
+        rt = await start(fleet)
+        await rt.stop()
+    before, copy = fleet.writes(), fleet.copy_on("b", "web")
+    assert copy is not None and "flotilla.dev/binding" not in copy["spec"]["template"]["metadata"]["labels"]
+    rt = await start(fleet)  # upgraded: nothing changed, nothing re-applied (no rollout)
+    assert fleet.writes() == before
+    fleet.hub.apply(deployment("web", 3), "test")  # a real change: applied, with the pod label
+    await fleet.settle()
+    copy = fleet.copy_on("b", "web")
+    assert copy is not None and copy["spec"]["replicas"] == 3
+    assert copy["spec"]["template"]["metadata"]["labels"]["flotilla.dev/binding"] == "web-deployment"

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from flotilla.controllers.member_copies import binding_of
 from flotilla.interpreter import (
     ANNOTATION_CLUSTER,
     ANNOTATION_RETAIN_REPLICAS,
@@ -21,6 +22,8 @@ from flotilla.interpreter import (
     dependencies,
     prepare_for_member,
 )
+from flotilla.interpreter.keys import ANNOTATION_BINDING_NAME, LABEL_POD_BINDING, label_value, pod_owner
+from flotilla.interpreter.prepare import pod_templates
 
 Manifest = Callable[[str], dict[str, Any]]
 BINDING = ("inference", "llama-serve-deployment")
@@ -154,3 +157,34 @@ def test_dependencies_volume_plugins_and_duplicates(manifest: Manifest) -> None:
     got = dependencies(obj, DeploymentInterpreter())
     assert ("Secret", "s3-creds") in got and ("Secret", "azure-blob") in got and ("Secret", "ceph") in got
     assert got.count(("ConfigMap", "llama-config")) == 1
+
+
+def test_prepare_labels_every_pod_template_with_the_binding(manifest: Manifest) -> None:
+    out = prepare_for_member(manifest("pytorchjob"), PyTorchJobInterpreter(), None, "member-a", BINDING)
+    templates = pod_templates(out)
+    assert len(templates) == len(out["spec"]["pytorchReplicaSpecs"]) >= 2
+    assert all(t["metadata"]["labels"][LABEL_POD_BINDING] == BINDING[1] for t in templates)
+    legacy = prepare_for_member(
+        manifest("pytorchjob"), PyTorchJobInterpreter(), None, "member-a", BINDING, pod_labels=False
+    )
+    unlabelled = pod_templates(legacy)
+    assert all(LABEL_POD_BINDING not in (t.get("metadata") or {}).get("labels", {}) for t in unlabelled)
+    # Plain objects (dependencies) carry pod specs of nobody: untouched.
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": []}}
+    assert pod_templates(pod) == [pod]
+    plain = prepare_for_member(pod, None, None, "member-a", BINDING)
+    assert LABEL_POD_BINDING not in plain["metadata"]["labels"]
+
+
+def test_prepare_shortens_long_binding_names_into_valid_label_values(manifest: Manifest) -> None:
+    name = "a-very-long-deployment-name-for-a-seventy-billion-parameter-model-deployment"
+    out = prepare_for_member(manifest("deployment"), DeploymentInterpreter(), 1, "member-a", ("ns", name))
+    label = out["metadata"]["labels"][LABEL_BINDING_NAME]
+    assert len(name) > 63 and len(label) == 63 and label == label_value(name) != label_value(name + "x")
+    assert out["metadata"]["annotations"][ANNOTATION_BINDING_NAME] == name
+    assert out["spec"]["template"]["metadata"]["labels"][LABEL_POD_BINDING] == label
+    assert binding_of(out) == ("ns", name)  # the member watch maps the copy back to its binding
+    short = prepare_for_member(manifest("deployment"), DeploymentInterpreter(), 1, "member-a", BINDING)
+    assert ANNOTATION_BINDING_NAME not in short["metadata"]["annotations"]
+    assert binding_of(short) == BINDING
+    assert pod_owner("ns", name) == f"ns/{label}"

@@ -264,3 +264,12 @@ class TestDiscovery:
         }
         assert not is_aggregated(doc)
         assert parse_resource_list(doc) == [ApiResourceEntry("apps/v1", "deployments", "Deployment")]
+
+
+def test_pod_info_owner_is_the_binding_named_by_flotillas_pod_label() -> None:
+    labelled = pod("u7")
+    labelled["metadata"]["labels"] = {"flotilla.dev/binding": "train-pytorchjob", "app": "x"}
+    info = pod_info(labelled)
+    assert info is not None and info.owner == "default/train-pytorchjob"
+    plain = pod_info(pod("u8"))
+    assert plain is not None and plain.owner is None

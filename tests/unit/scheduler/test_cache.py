@@ -70,6 +70,50 @@ def test_confirm_hands_over_to_reported_pods() -> None:
     assert cache.snapshot().clusters["c"].nodes["n0"].free[GPU_RESOURCE] == 8
 
 
+def _free(cache: SchedulerCache, node_name: str) -> int:
+    return cache.snapshot().clusters["c"].nodes[node_name].free[GPU_RESOURCE]
+
+
+def test_reported_pods_take_the_place_of_reserved_pods_one_by_one() -> None:
+    cache = SchedulerCache(clock=FakeClock())
+    cache.update_cluster(cluster("c", [node("n0"), node("n1"), node("n2")]))
+    outcome = Scheduler().schedule(cache.snapshot(), workload({GPU_RESOURCE: 8}, replicas=2, key="ns/w"))
+    assert isinstance(outcome, ScheduleResult)
+    cache.assume("ns/w", outcome.assignments, owner="ns/w-pods")
+    first, second = sorted(outcome.assignments, key=lambda a: a.node)
+    assert cache.assumed_pods("ns/w") == 2 and _free(cache, first.node) == _free(cache, second.node) == 0
+    # A pod of another workload, and one without an owner, replace nothing.
+    spare = next(n for n in ("n0", "n1", "n2") if n not in (first.node, second.node))
+    cache.add_pod("c", PodInfo("other", spare, {GPU_RESOURCE: 1}, owner="ns/other"))
+    cache.add_pod("c", PodInfo("anon", spare, {GPU_RESOURCE: 1}))
+    assert cache.assumed_pods("ns/w") == 2
+    # The member binds the first pod where it was reserved: counted once, by the pod.
+    assert not cache.add_pod("c", PodInfo("p1", first.node, first.requests, owner="ns/w-pods"))
+    assert cache.assumed_pods("ns/w") == 1 and _free(cache, first.node) == 0
+    cache.add_pod("c", PodInfo("p1", first.node, first.requests, owner="ns/w-pods"))  # relisted
+    assert cache.assumed_pods("ns/w") == 1
+    # The member's scheduler puts the second pod elsewhere: the reservation on its node goes.
+    assert cache.add_pod("c", PodInfo("p2", spare, second.requests, owner="ns/w-pods"))  # room again
+    assert not cache.is_assumed("ns/w") and cache.assumed_pods("ns/w") == 0
+    assert _free(cache, second.node) == 8 and _free(cache, spare) == 0
+    assert not cache.confirm("ns/w")  # nothing left to confirm
+
+
+def test_pods_present_before_a_decision_do_not_replace_its_reservation() -> None:
+    cache = SchedulerCache(clock=FakeClock())
+    cache.update_cluster(cluster("c", [node("n0"), node("n1")]))
+    cache.add_pod("c", PodInfo("old", "n0", {GPU_RESOURCE: 8}, owner="ns/w"))  # from an earlier decision
+    outcome = Scheduler().schedule(cache.snapshot(), workload({GPU_RESOURCE: 8}, key="ns/w"))
+    assert isinstance(outcome, ScheduleResult) and outcome.assignments[0].node == "n1"
+    cache.assume("ns/w", outcome.assignments)  # owner defaults to the key
+    cache.remove_pod("c", "old")
+    cache.add_pod("c", PodInfo("old", "n0", {GPU_RESOURCE: 8}, owner="ns/w"))  # e.g. a relist
+    assert cache.assumed_pods("ns/w") == 1 and _free(cache, "n1") == 0
+    cache.forget("ns/w")
+    cache.add_pod("c", PodInfo("new", "n1", {GPU_RESOURCE: 8}, owner="ns/w"))  # no reservation: no effect
+    assert _free(cache, "n1") == 0 and _free(cache, "n0") == 0
+
+
 def test_snapshots_are_immutable_and_cheap() -> None:
     cache = make_cache()
     first = cache.snapshot()
