@@ -228,7 +228,7 @@ class SchedulingController:
         self, key: Key, binding: dict[str, Any], lost: Mapping[str, str], tasks: list[dict[str, Any]]
     ) -> str | None:
         """Failover: decide again without the ``lost`` clusters (``{cluster: why}``) and write the
-        new decision with the eviction ``tasks`` in one request. A Divided single-role workload
+        new decision with the eviction ``tasks`` in one request. A Divided workload
         keeps its replicas on the other clusters and only the lost share is placed; a gang (or any
         other workload) is placed whole, its survivors preferred. Returns None when written, or
         the scheduler's reason when nothing fits (then nothing is written and nothing changes)."""
@@ -282,10 +282,24 @@ class SchedulingController:
 
     @staticmethod
     def _targets(binding: Mapping[str, Any], outcome: Any) -> list[dict[str, Any]]:
+        """The decision's clusters, with the divisible replica count each gets (Divided kinds).
+
+        The scheduler counts pods of every role; they are scaled to the kind's divisible count.
+        On failover (``outcome.kept``) the clusters that keep their share keep exactly their units
+        and only the lost units are shared out, in proportion to the pods placed anew."""
         divisible = binding["spec"].get("replicas")
         if divisible is None:
             return [{"name": t.name} for t in outcome.targets]
-        shares = divide_exactly(int(divisible), {t.name: t.replicas for t in outcome.targets})
+        units = int(divisible)
+        kept: dict[str, int] = dict(getattr(outcome, "kept", None) or {})
+        if not kept:
+            shares = divide_exactly(units, {t.name: t.replicas for t in outcome.targets})
+        else:
+            pods = sum(int(c.get("replicas") or 0) for c in binding["spec"].get("components") or ())
+            per_unit = pods // units if units and pods % units == 0 else 1
+            new = {t.name: max(0, t.replicas - kept.get(t.name, 0) * per_unit) for t in outcome.targets}
+            extra = divide_exactly(units - sum(kept.values()), new)
+            shares = {name: kept.get(name, 0) + extra.get(name, 0) for name in new}
         return [{"name": n, "replicas": r} for n, r in shares.items()]
 
     async def _store(
