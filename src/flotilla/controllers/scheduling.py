@@ -38,7 +38,7 @@ from flotilla.controllers.common import (
     template_stub,
     with_condition,
 )
-from flotilla.controllers.eviction import TASKS, describe_tasks, evicted_clusters
+from flotilla.controllers.eviction import MOVE_ANNOTATION, TASKS, describe_tasks, evicted_clusters
 from flotilla.controllers.hubstate import HubState, Key, object_key
 from flotilla.controllers.workloads import (
     BINDING_API_VERSION,
@@ -225,13 +225,20 @@ class SchedulingController:
         await self._update_pod_group(stored, targets[0]["name"], None)
 
     async def evict(
-        self, key: Key, binding: dict[str, Any], lost: Mapping[str, str], tasks: list[dict[str, Any]]
+        self,
+        key: Key,
+        binding: dict[str, Any],
+        lost: Mapping[str, str],
+        tasks: list[dict[str, Any]],
+        only: str | None = None,
     ) -> str | None:
         """Failover: decide again without the ``lost`` clusters (``{cluster: why}``) and write the
         new decision with the eviction ``tasks`` in one request. A Divided workload
         keeps its replicas on the other clusters and only the lost share is placed; a gang (or any
         other workload) is placed whole, its survivors preferred. Returns None when written, or
-        the scheduler's reason when nothing fits (then nothing is written and nothing changes)."""
+        the scheduler's reason when nothing fits (then nothing is written and nothing changes).
+        ``only``: a move, every other cluster is out for this decision and the move request (the
+        binding's annotation) is removed in the same write."""
         spec = binding["spec"]
         survivors = [dict(c) for c in spec.get("clusters") or () if c["name"] not in lost]
         basis = {**binding, "spec": {**spec, "clusters": survivors}}
@@ -239,6 +246,8 @@ class SchedulingController:
         wl_key = f"{key[0]}/{key[1]}"
         started = time.perf_counter()
         with self.lock:
+            if only is not None:
+                evicted |= frozenset(n for n in self.cache.snapshot().clusters if n != only)
             usage = self._quota_usage.pop(key, None)
             limits = self.quota_left(key, self._quota_usage)
             workload = scheduler_workload(
@@ -257,10 +266,10 @@ class SchedulingController:
         metrics.observe_schedule(outcome.ok, elapsed)
         if not outcome.ok:
             return str(outcome.message)
-        body = {
-            "metadata": {"resourceVersion": binding["metadata"].get("resourceVersion")},
-            "spec": {"clusters": targets, TASKS: tasks},
-        }
+        meta: dict[str, Any] = {"resourceVersion": binding["metadata"].get("resourceVersion")}
+        if only is not None:
+            meta["annotations"] = {MOVE_ANNOTATION: None}
+        body = {"metadata": meta, "spec": {"clusters": targets, TASKS: tasks}}
         try:
             async with self.state.status_lock(key):  # (the status writer waits: no conflict with it)
                 with self.state.writing(key):
