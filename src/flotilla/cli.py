@@ -611,6 +611,86 @@ def _cmd_describe_workload(args: argparse.Namespace) -> int:
     return 0
 
 
+def _find_binding(args: argparse.Namespace) -> dict[str, Any]:
+    """The binding of ``args.workload`` (``KIND/NAME`` or the binding's name) in ``args.namespace``."""
+    wanted = args.workload.lower()
+    rows = [r for r in _binding_rows(args) if wanted in (r["workload"].lower(), r["binding"].lower())]
+    if not rows:
+        where = "any namespace" if args.all_namespaces else f"namespace {args.namespace!r}"
+        hint = "" if args.all_namespaces else " (try -A)"
+        raise CliError(f"workload {args.workload!r} not found in {where}{hint}", EXIT_ERROR)
+    if len(rows) > 1:
+        spots = ", ".join(f"{r['namespace']}/{r['workload']}" for r in rows)
+        raise CliError(f"workload {args.workload!r} is ambiguous ({spots}): use -n NAMESPACE", EXIT_USAGE)
+    body: dict[str, Any] = rows[0]["_body"]
+    return body
+
+
+def request_move(api: Any, binding: Mapping[str, Any], to: str) -> bool:
+    """Ask the operator to move the workload of ``binding`` whole to MemberCluster ``to`` (the
+    binding's ``flotilla.dev/move-to`` annotation; the failover controller does the move through
+    the scheduler). Returns False when it is there already. Raises :class:`CliError` when the
+    MemberCluster does not exist."""
+    from flotilla import kube
+    from flotilla.api import GROUP_VERSION
+    from flotilla.controllers.eviction import MOVE_ANNOTATION
+
+    if kube.get(api, GROUP_VERSION, "MemberCluster", to) is None:
+        raise CliError(f"membercluster {to!r} not found")
+    if [c.get("name") for c in (binding.get("spec") or {}).get("clusters") or ()] == [to]:
+        return False
+    kube.patch(api, dict(binding), {"metadata": {"annotations": {MOVE_ANNOTATION: to}}})
+    return True
+
+
+def _move_outcome(api: Any, binding: Mapping[str, Any], to: str) -> tuple[bool, str] | None:
+    """None while the move is asked for; then (done, why not)."""
+    from flotilla import kube
+    from flotilla.api import GROUP_VERSION
+    from flotilla.controllers.eviction import MOVE_ANNOTATION
+
+    meta = binding["metadata"]
+    rb = kube.get(api, GROUP_VERSION, "ResourceBinding", meta["name"], meta["namespace"])
+    if rb is None:
+        return False, "the workload's binding is gone"
+    if MOVE_ANNOTATION in (rb["metadata"].get("annotations") or {}):
+        return None
+    if [c.get("name") for c in rb["spec"].get("clusters") or ()] == [to]:
+        return True, ""
+    name = rb["spec"]["resource"]["name"]
+    events = [
+        e
+        for e in kube.list_objects(api, "v1", "Event", meta["namespace"])
+        if e.get("reason") == "MoveFailed" and (e.get("involvedObject") or {}).get("name") == name
+    ]
+    events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
+    return False, events[-1].get("message", "") if events else "the operator did not move it"
+
+
+def _cmd_move(args: argparse.Namespace) -> int:
+    api = _hub(args)
+    binding = _find_binding(args)
+    what = f"{binding['metadata']['namespace']}/{binding['spec']['resource']['kind']}/"
+    what += binding["spec"]["resource"]["name"]
+    if not request_move(api, binding, args.to):
+        print(f"{what} is already on {args.to}")
+        return EXIT_OK
+    if not args.wait:
+        print(f"{what}: move to {args.to} requested")
+        return EXIT_OK
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        outcome = _move_outcome(api, binding, args.to)
+        if outcome is not None:
+            done, why = outcome
+            if not done:
+                raise CliError(f"{what} was not moved: {_one_line(why)}", EXIT_ERROR)
+            print(f"{what} moved to {args.to}")
+            return EXIT_OK
+        time.sleep(0.5)
+    raise CliError(f"{what}: the move to {args.to} was not done within {args.timeout:.0f}s", EXIT_ERROR)
+
+
 def quota_rows(quotas: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """What ``quota`` reports: per FederatedResourceQuota and resource, the fleet-wide hard limit,
     use and what is left (cluster ``*``), then one row per cluster with a static assignment or use."""
@@ -859,6 +939,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("cluster", help="MemberCluster name")
         hub_options(p, namespaced=False)
         p.set_defaults(func=_cmd_cordon)
+    move = sub.add_parser(
+        "move",
+        help="move a workload whole to another member cluster (through the scheduler; its policy applies)",
+        description="Sets the workload's ResourceBinding annotation flotilla.dev/move-to; the operator "
+        "schedules the workload onto that cluster alone and removes the copies it leaves by the "
+        "policy's purge mode. See docs/failover.md.",
+    )
+    move.add_argument("workload", help="KIND/NAME or binding name")
+    move.add_argument("--to", required=True, metavar="CLUSTER", help="the MemberCluster to move it to")
+    move.add_argument("--wait", action="store_true", help="wait until it is moved (or refused)")
+    move.add_argument("--timeout", type=float, default=120.0, help="seconds --wait waits (default 120)")
+    hub_options(move)
+    move.set_defaults(func=_cmd_move)
     join = sub.add_parser(
         "join",
         help="register a member cluster: least-privilege ServiceAccount on it, MemberCluster on the hub",

@@ -4,8 +4,8 @@
 line, then ``:<directive>``), which is what kubectl asks a plugin's ``kubectl_complete-flotilla``
 executable for (kubectl 1.26+), and what the scripts of ``kubectl-flotilla completion bash|zsh``
 call. Candidates come from the argparse parser, so they never go stale; MemberCluster names (for
-``cordon``, ``uncordon``, ``unjoin``, ``join``) and kubeconfig contexts are looked up best effort
-(a hub that does not answer within 3 s completes nothing, silently).
+``cordon``, ``uncordon``, ``unjoin``, ``join``, ``move --to``) and kubeconfig contexts are looked
+up best effort (a hub that does not answer within 3 s completes nothing, silently).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ DIRECTIVE_NO_FILES = 4
 FILE_OPTIONS = ("--kubeconfig", "--cluster-kubeconfig", "--fleet", "--workdir")
 CONTEXT_OPTIONS = ("--context", "--cluster-context")
 CLUSTER_COMMANDS = ("cordon", "uncordon", "join", "unjoin")
+CLUSTER_OPTIONS = ("--to",)
+"""Options whose value is a MemberCluster name (``move --to``)."""
 
 Lookup = Callable[[argparse.Namespace], list[str]]
 
@@ -83,6 +85,8 @@ def complete(
             return [], DIRECTIVE_DEFAULT
         if any(o in CONTEXT_OPTIONS for o in expects.option_strings):
             found = contexts(namespace)
+        elif any(o in CLUSTER_OPTIONS for o in expects.option_strings):
+            found = clusters(namespace)
         elif expects.choices:
             found = [str(c) for c in expects.choices]
         else:

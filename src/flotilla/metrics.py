@@ -49,13 +49,14 @@ CLUSTER_TAINTS_ADDED = Counter(
 FAILOVERS = Counter(
     "flotilla_failovers_total",
     "Workloads evicted from a member cluster and placed elsewhere, by cluster left and reason "
-    "(ClusterUnreachable | ClusterNotReady | TaintUntolerated).",
+    "(ClusterUnreachable | ClusterNotReady | TaintUntolerated | ApplicationFailure | Moved).",
     ["cluster", "reason"],
 )
 FAILOVER_DURATION = Histogram(
     "flotilla_failover_duration_seconds",
     "From the moment a workload had to leave a cluster (the NoExecute taint's timeAdded, plus the "
-    "workload's tolerationSeconds) to its replacement applied on the new clusters.",
+    "workload's tolerationSeconds; for an application failure, when it turned unhealthy plus its "
+    "toleration; for a move, the request) to its replacement applied on the new clusters.",
     buckets=(0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300, 600),
 )
 FAILOVER_WAITING = Gauge(

@@ -91,11 +91,22 @@ KARMADA_POLICY_FIELDS: tuple[FieldSupport, ...] = (
     ),
     FieldSupport(
         f"{_APP}.decisionConditions.tolerationSeconds",
-        IG,
-        "Application failover (moving a workload unhealthy inside a member) is not implemented yet.",
+        S,
+        "A copy not healthy on a Ready member for this long (its interpreter's verdict, e.g. pods that"
+        " cannot be bound there) is moved to another cluster; the cluster it left is avoided until"
+        " the workload is healthy where it went. The clock is kept in memory: a restart starts it again.",
     ),
-    FieldSupport(f"{_APP}.purgeMode", IG, "Application failover is not implemented yet.", ("Gracefully",)),
-    FieldSupport(f"{_APP}.gracePeriodSeconds", IG, "Application failover is not implemented yet."),
+    FieldSupport(
+        f"{_APP}.purgeMode",
+        S,
+        "The copy left behind: Directly, Gracefully (until the new copy is healthy) or Never; a gang is"
+        " purged Directly unless Never.",
+    ),
+    FieldSupport(
+        f"{_APP}.gracePeriodSeconds",
+        S,
+        "Gracefully: longest wait for the new copy (unset: FLOTILLA_GRACEFUL_EVICTION_TIMEOUT, 600 s).",
+    ),
     FieldSupport(f"{_APP}.statePreservation", IG, "State is not carried across failover."),
     FieldSupport(
         "spec.failover.cluster.purgeMode",
@@ -164,7 +175,12 @@ VOLCANO_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
 SCHEDULER_PLUGINS_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
     FieldSupport("spec.minMember", S, "Gang size (scheduler-plugins requires >= 1; Flotilla accepts 0)."),
     FieldSupport("spec.minResources", S, "Clusters that cannot fit these are filtered out."),
-    FieldSupport("spec.scheduleTimeoutSeconds", S, "Waiting longer marks the group Failed."),
+    FieldSupport(
+        "spec.scheduleTimeoutSeconds",
+        S,
+        "A gang not running on its cluster this long after it was placed is moved whole to another"
+        " one (as application failover; scheduler-plugins marks the group Failed instead).",
+    ),
     FieldSupport("status.phase", ST, "Pending, Scheduling, Running, Finished, Failed, Unknown."),
     FieldSupport("status.running", ST, "Members running."),
     FieldSupport("status.succeeded", ST, "Members succeeded."),

@@ -113,7 +113,10 @@ class PodGroupSpec(KubeModel):
     )
     schedule_timeout_seconds: NonNegInt32 | None = Field(
         default=None,
-        description="How long the gang may wait to be placed before it is marked Failed (scheduler-plugins).",
+        description=(
+            "How long the gang's workload may stay not running (healthy) on its cluster before it is"
+            " moved whole to another one (scheduler-plugins marks the group Failed instead)."
+        ),
     )
     network_topology: NetworkTopology | None = Field(
         default=None,

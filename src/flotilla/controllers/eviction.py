@@ -28,6 +28,13 @@ from flotilla.scheduler.snapshot import Taint, Toleration
 
 TASKS = "gracefulEvictionTasks"
 PRODUCER = "flotilla-failover"
+APPLICATION_FAILURE = "ApplicationFailure"
+"""Reason of a task for a workload that stayed unhealthy on its cluster (Karmada's reason)."""
+MOVED = "Moved"
+"""Reason of a task for a workload moved by request (``kubectl flotilla move``)."""
+MOVE_ANNOTATION = "flotilla.dev/move-to"
+"""On a ResourceBinding: move the whole workload to this cluster (set by ``kubectl flotilla move``,
+removed by the failover controller in the write that moves it, or when it cannot be done)."""
 DIRECTLY, GRACEFULLY, NEVER = "Directly", "Gracefully", "Never"
 _ALIASES = {"Immediately": DIRECTLY, "Graciously": GRACEFULLY}
 
@@ -53,25 +60,38 @@ def purge_mode(value: Any, default: str = GRACEFULLY) -> str:
 
 @dataclass(frozen=True)
 class Due:
-    """When a workload must leave a cluster, and because of which NoExecute taint."""
+    """When a workload must leave a cluster, and why: a NoExecute taint, or (no taint) an
+    application failure or a move (``cause``, explained by ``detail``)."""
 
     at: datetime
-    taint: Taint
+    taint: Taint | None = None
     tolerated_for: int | None = None
     """The tolerationSeconds that delayed it (None: the taint is not tolerated at all)."""
+    cause: str | None = None
+    """The reason when no taint is the cause: ApplicationFailure or Moved."""
+    detail: str = ""
+    """The task's message when no taint is the cause."""
+    purge_mode: str | None = None
+    """The purge mode for this eviction (None: the policy's cluster failover mode)."""
+    grace_seconds: int | None = None
+    """The grace period of a Gracefully eviction (None: the operator's)."""
 
     @property
     def reason(self) -> str:
-        """The task's reason: ClusterUnreachable, ClusterNotReady or (a user's taint) TaintUntolerated."""
-        if self.taint.key == UNREACHABLE:
+        """The task's reason: ClusterUnreachable, ClusterNotReady, (a user's taint)
+        TaintUntolerated, ApplicationFailure or Moved."""
+        if self.cause:
+            return self.cause
+        key = self.taint.key if self.taint is not None else ""
+        if key == UNREACHABLE:
             return "ClusterUnreachable"
-        if self.taint.key == NOT_READY:
+        if key == NOT_READY:
             return "ClusterNotReady"
         return "TaintUntolerated"
 
     @property
     def automatic(self) -> bool:
-        return self.taint.key in AUTOMATIC_KEYS
+        return self.taint is not None and self.taint.key in AUTOMATIC_KEYS
 
 
 def eviction_due(taints: Iterable[Taint], tolerations: Iterable[Toleration], now: datetime) -> Due | None:
@@ -116,17 +136,23 @@ def new_task(
     gang: bool,
     now: datetime,
 ) -> dict[str, Any]:
-    """The eviction task for ``cluster``. A gang is always purged Directly unless the mode is Never:
+    """The eviction task for ``cluster`` (``due.purge_mode`` and ``due.grace_seconds``, when set,
+    win over ``mode`` and ``grace_seconds``). A gang is always purged Directly unless the mode is Never:
     keeping the old copy of a training gang while its replacement starts would run it twice."""
+    mode = due.purge_mode or mode
+    grace_seconds = due.grace_seconds if due.grace_seconds is not None else grace_seconds
     if gang and mode == GRACEFULLY:
         mode = DIRECTLY
         note = "; a gang's old copy is removed at once (Gracefully is read as Directly for gangs)"
     else:
         note = ""
-    since = due.taint.time_added
-    message = f"taint {due.taint}" + (f" added {timestamp(since)}" if since else "")
-    if due.tolerated_for is not None:
-        message += f", tolerated for {due.tolerated_for}s"
+    if due.taint is not None:
+        since = due.taint.time_added
+        message = f"taint {due.taint}" + (f" added {timestamp(since)}" if since else "")
+        if due.tolerated_for is not None:
+            message += f", tolerated for {due.tolerated_for}s"
+    else:
+        message = due.detail
     task: dict[str, Any] = {
         "fromCluster": cluster,
         "reason": due.reason,

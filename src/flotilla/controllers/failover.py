@@ -18,6 +18,19 @@ Evictions are paced fleet-wide by a token bucket (``rate`` per second, ``burst``
 outage does not stampede the surviving clusters; evictions waiting for a token wait in the queue
 with a delay.
 
+Application failover: when the workload's policy has ``failover.application`` (or its PodGroup
+``scheduleTimeoutSeconds``), the status controller's health verdict on each copy starts a clock
+(:meth:`FailoverController.health_seen`); a copy on a Ready member that is not healthy for
+``decisionConditions.tolerationSeconds`` (the shortest of the two) is evicted the same way, with
+reason ``ApplicationFailure`` and the application's purge mode. The cluster it left stays out
+until the workload is healthy where it went, so a workload failing everywhere does not bounce.
+The clock lives in memory: an operator restart starts it again (the move is delayed, never lost).
+
+Moves: ``kubectl flotilla move`` sets the binding's ``flotilla.dev/move-to`` annotation; the whole
+workload is scheduled onto that cluster alone (its policy still applies) and written with eviction
+tasks (reason ``Moved``) for the clusters it leaves, the annotation removed in the same write; a
+move that cannot be done removes the annotation and says why in a ``MoveFailed`` Warning event.
+
 The eviction task says what happens to the copy left behind (``failover.cluster.purgeMode`` of the
 policy, else the operator's default, Karmada's ``Gracefully``): Directly, it is removed at once
 (or when its member answers again); Gracefully, it stays until the replacement is healthy or the
@@ -36,15 +49,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flotilla import metrics
 from flotilla.controllers.client import Client
 from flotilla.controllers.common import EmitEvent, template_stub
 from flotilla.controllers.eviction import (
+    APPLICATION_FAILURE,
     DIRECTLY,
     GRACEFULLY,
+    MOVE_ANNOTATION,
+    MOVED,
     NEVER,
     TASKS,
     Due,
@@ -73,6 +89,9 @@ ENV_BURST = "FLOTILLA_FAILOVER_EVICTION_BURST"
 ENV_PURGE_MODE = "FLOTILLA_FAILOVER_PURGE_MODE"
 ENV_GRACE = "FLOTILLA_GRACEFUL_EVICTION_TIMEOUT"
 ENV_RETRY = "FLOTILLA_FAILOVER_RETRY"
+
+AppRule = tuple[int, str | None, int | None, str]
+"""Application failover: (toleration seconds, purge mode, grace period, the setting it comes from)."""
 
 
 @dataclass(frozen=True)
@@ -183,9 +202,13 @@ class FailoverController:
         self._in_flight: dict[Key, _InFlight] = {}
         self._propagated: set[Key] = set()
         """Bindings propagation reconciled since this process started (their records are current)."""
+        self._unhealthy: dict[Key, dict[str, datetime]] = {}
+        """Per workload with an application failover rule: since when its copy on each cluster has
+        not been healthy (the status controller's verdicts; in memory: a restart starts again)."""
 
     def forget(self, key: Key) -> None:
         self._propagated.discard(key)
+        self._unhealthy.pop(key, None)
         self.pending.pop(key, None)
         self._throttled.discard(key)
         self._in_flight.pop(key, None)
@@ -211,7 +234,9 @@ class FailoverController:
             for info in (snapshot.clusters.get(c) for c in chosen)
             if info is not None
         )
-        if not tasks and not tainted:
+        move_to = (binding["metadata"].get("annotations") or {}).get(MOVE_ANNOTATION)
+        unhealthy = self._unhealthy.get(key)
+        if not tasks and not tainted and not move_to and not unhealthy:
             self._settle(key)
             return None  # the common case: nothing to do, nothing parsed
         now = self.clock()
@@ -228,8 +253,16 @@ class FailoverController:
                     lost[cluster] = due
                 else:
                     wake.append((due.at - now).total_seconds())
+            if unhealthy:
+                self._application_due(binding, unhealthy, snapshot, now, lost, wake)
         kept, changed = self._maintain(key, binding, tasks, snapshot, tolerations, now, wake)
-        if lost:
+        if move_to and decided(binding) and not lost:
+            delay, moved = await self._move(key, binding, str(move_to), kept, now)
+            if delay is not None:
+                wake.append(delay)
+            if changed and not moved:  # (a move writes the tasks with its decision)
+                await self._write_tasks(key, self.state.bindings.get(key) or binding, kept)
+        elif lost:
             delay = await self._evict(key, binding, lost, kept, now)
             if delay is not None:
                 wake.append(delay)
@@ -240,6 +273,140 @@ class FailoverController:
         if not lost:
             self._settle(key)
         return min(wake) if wake else None
+
+    # ------------------------------------------------------------------ application failover
+    def application_rule(
+        self, binding: Mapping[str, Any] | None
+    ) -> tuple[int, str | None, int | None, str] | None:
+        """How long the workload's copy may stay unhealthy on a cluster before it is moved:
+        ``(seconds, purge mode, grace period, what)``, the shortest of the policy's
+        ``failover.application`` (``decisionConditions.tolerationSeconds``, default 300) and its
+        PodGroup's ``scheduleTimeoutSeconds``; None when neither is set."""
+        if binding is None:
+            return None
+        rules: list[AppRule] = []
+        policy = self._policy(binding)
+        app = ((policy.spec.get("failover") or {}).get("application") or {}) if policy is not None else {}
+        if app:
+            seconds = (app.get("decisionConditions") or {}).get("tolerationSeconds")
+            grace = app.get("gracePeriodSeconds")
+            rules.append(
+                (
+                    300 if seconds is None else int(seconds),
+                    purge_mode(app.get("purgeMode"), GRACEFULLY),
+                    None if grace is None else int(grace),
+                    "failover.application.decisionConditions.tolerationSeconds",
+                )
+            )
+        group = ((binding.get("spec") or {}).get("schedulingGroup") or {}).get("podGroup")
+        if group:
+            pod_group = self.state.pod_groups.get((binding["metadata"].get("namespace") or "", group))
+            timeout = ((pod_group or {}).get("spec") or {}).get("scheduleTimeoutSeconds")
+            if timeout is not None:
+                rules.append((int(timeout), None, None, f"PodGroup {group} scheduleTimeoutSeconds"))
+        return min(rules, key=lambda r: r[0]) if rules else None
+
+    def health_seen(self, key: Key, healths: Mapping[str, Health]) -> None:
+        """The status controller's verdict on the workload's copies (chosen clusters whose member
+        is Ready and which have a copy): starts or stops each cluster's unhealthy clock."""
+        binding = self.state.bindings.get(key)
+        if binding is None or self.application_rule(binding) is None:
+            if self._unhealthy.pop(key, None):
+                self.on_check(key)
+            return
+        chosen = targets(binding)
+        now = self.clock()
+        since = self._unhealthy.setdefault(key, {})
+        before = dict(since)
+        for cluster in list(since):
+            if cluster not in chosen:
+                del since[cluster]
+        for cluster, health in healths.items():
+            if cluster not in chosen:
+                continue
+            if health == Health.HEALTHY:
+                since.pop(cluster, None)
+            else:
+                since.setdefault(cluster, now)
+        if not since:
+            del self._unhealthy[key]
+        if since != before:
+            self.on_check(key)
+
+    def _application_due(
+        self,
+        binding: Mapping[str, Any],
+        unhealthy: Mapping[str, datetime],
+        snapshot: Snapshot,
+        now: datetime,
+        lost: dict[str, Due],
+        wake: list[float],
+    ) -> None:
+        rule = self.application_rule(binding)
+        if rule is None:
+            return
+        seconds, mode, grace, what = rule
+        chosen = targets(binding)
+        for cluster, since in sorted(unhealthy.items()):
+            info = snapshot.clusters.get(cluster)
+            if cluster in lost or cluster not in chosen or info is None or not info.ready:
+                continue  # a member that does not answer is cluster failover's
+            at = since + timedelta(seconds=seconds)
+            if at > now:
+                wake.append((at - now).total_seconds())
+                continue
+            lost[cluster] = Due(
+                at,
+                cause=APPLICATION_FAILURE,
+                detail=f"not healthy on {cluster} since {timestamp(since)}, {what} {seconds}s",
+                purge_mode=mode,
+                grace_seconds=grace,
+            )
+
+    # ------------------------------------------------------------------ moves
+    async def _move(
+        self, key: Key, binding: dict[str, Any], to: str, tasks: list[dict[str, Any]], now: datetime
+    ) -> tuple[float | None, bool]:
+        """``kubectl flotilla move``: the whole workload to ``to``, through the scheduler (its
+        policy still applies). The request (the annotation) is removed in the write that moves
+        it, or when it cannot be done (a Warning event says why). Returns when to look again
+        (waiting for an eviction token) and whether the workload was moved."""
+        chosen = targets(binding)
+        if to not in self.member_names():
+            problem = f"there is no member cluster {to!r}"
+        elif set(chosen) == {to}:
+            await self._clear_move(key, binding)
+            return None, False
+        else:
+            lost = {
+                c: Due(now, cause=MOVED, detail=f"moved to {to} by request")
+                for c in sorted(chosen)
+                if c != to
+            }
+            delay = await self._evict(key, binding, lost, tasks, now, only=to)
+            if delay is None:
+                return None, True
+            if key in self._throttled:
+                return delay, False  # waiting for a token
+            problem = f"the scheduler found no room there: {self.pending.pop(key, '')}"
+            self._gauges()
+        message = f"cannot move to {to}: {problem}"
+        log.info("failover: %s/%s: %s", key[0], key[1], message)
+        self.emit(template_stub(binding), "Warning", "MoveFailed", message)
+        await self._clear_move(key, self.state.bindings.get(key) or binding)
+        return None, False
+
+    async def _clear_move(self, key: Key, binding: dict[str, Any]) -> None:
+        body = {
+            "metadata": {
+                "resourceVersion": binding["metadata"].get("resourceVersion"),
+                "annotations": {MOVE_ANNOTATION: None},
+            }
+        }
+        with self.state.writing(key):
+            stored = await asyncio.to_thread(self.hub.patch, binding, body)
+        metrics.HUB_WRITES.labels(controller="failover", kind="ResourceBinding").inc()
+        self.state.put_binding(stored)
 
     def _settle(self, key: Key) -> None:
         """Nothing is due to leave: the key waits neither for a token nor for room."""
@@ -281,7 +448,7 @@ class FailoverController:
                 elif ends is not None:
                     wake.append((ends - now).total_seconds())
             if not task.get("suppressDeletion") and self._settled(
-                key, binding, cluster, snapshot, tolerations, now
+                key, binding, task, snapshot, tolerations, now
             ):
                 changed = True
                 log.info(
@@ -326,12 +493,17 @@ class FailoverController:
         self,
         key: Key,
         binding: Mapping[str, Any],
-        cluster: str,
+        task: Mapping[str, Any],
         snapshot: Snapshot,
         tolerations: tuple[Toleration, ...],
         now: datetime,
     ) -> bool:
-        """Whether ``cluster`` may be used again: Ready, untainted, and no copy of ours left there."""
+        """Whether the task's cluster may be used again: Ready, untainted, and no copy of ours left
+        there; after an application failure or a move, also only once the workload is healthy
+        where it went (so a workload failing everywhere does not bounce back and forth)."""
+        cluster = str(task["fromCluster"])
+        if task.get("reason") in (APPLICATION_FAILURE, MOVED) and not self._replacement_healthy(key, binding):
+            return False
         info = snapshot.clusters.get(cluster)
         if info is None:
             return cluster not in self.member_names()  # removed from the fleet: nothing to wait for
@@ -357,8 +529,10 @@ class FailoverController:
         lost: Mapping[str, Due],
         tasks: list[dict[str, Any]],
         now: datetime,
+        only: str | None = None,
     ) -> float | None:
-        """Evict from ``lost``; returns when to try again (None: done)."""
+        """Evict from ``lost`` (``only``: to that cluster alone, a move); returns when to try again
+        (None: done)."""
         wait = self.limiter.wait()
         if wait > 0:
             self._throttled.add(key)
@@ -385,14 +559,14 @@ class FailoverController:
         self.limiter.take()  # before the first await: two workers never share one token
         try:
             reason = await self.scheduling.evict(
-                key, binding, {c: d.reason for c, d in lost.items()}, keep + new
+                key, binding, {c: d.reason for c, d in lost.items()}, keep + new, only=only
             )
         except BaseException:
             self.limiter.refund()
             raise
         if reason is not None:
             self.limiter.refund()
-            if self.pending.get(key) != reason:
+            if only is None and self.pending.get(key) != reason:
                 message = f"due to leave {', '.join(sorted(lost))} but no other cluster fits: {reason}"
                 log.info("failover: %s/%s: %s", key[0], key[1], message)
                 self.emit(template_stub(binding), "Warning", "FailoverPending", message)
@@ -401,6 +575,12 @@ class FailoverController:
             return self.settings.retry
         self.pending.pop(key, None)
         self._gauges()
+        unhealthy = self._unhealthy.get(key)
+        for cluster in lost:
+            if unhealthy is not None:
+                unhealthy.pop(cluster, None)
+        if unhealthy is not None and not unhealthy:
+            del self._unhealthy[key]
         stored = self.state.bindings.get(key) or binding
         after = targets(stored)
         for cluster, due in lost.items():
@@ -423,9 +603,12 @@ class FailoverController:
         self.on_written(key)
         return None
 
-    def _purge_mode(self, binding: Mapping[str, Any]) -> str:
+    def _policy(self, binding: Mapping[str, Any]) -> Any:
         ref = (binding.get("spec") or {}).get("policyRef") or {}
-        policy = self.state.policies.get(f"{ref.get('kind')}/{ref.get('namespace') or ''}/{ref.get('name')}")
+        return self.state.policies.get(f"{ref.get('kind')}/{ref.get('namespace') or ''}/{ref.get('name')}")
+
+    def _purge_mode(self, binding: Mapping[str, Any]) -> str:
+        policy = self._policy(binding)
         cluster = ((policy.spec.get("failover") or {}).get("cluster") or {}) if policy is not None else {}
         return purge_mode(cluster.get("purgeMode"), self.settings.purge_mode)
 

@@ -13,7 +13,8 @@ grace period ends. It writes only while this replica leads (``active``); a stand
 so that it knows every member's health when it takes over. Taints are written with a merge patch
 of ``spec.taints`` carrying the resourceVersion it was computed from (a conflict re-reads and
 recomputes), so taints set by users are never lost. The taints are handed to the scheduler cache
-at once (:meth:`InventoryManager.set_taints`), and :attr:`MemberController.on_health` is told.
+at once (:meth:`InventoryManager.set_taints`), whose change callback (the runtime's
+``notify_capacity_changed``) queues the member's workloads for the failover controller.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ from flotilla.api import GROUP_VERSION
 from flotilla.api.conditions import find_condition, new_condition, set_condition
 from flotilla.api.taints import (
     AUTOMATIC_KEYS,
-    NO_EXECUTE,
     automatic_taints,
     no_execute_due,
     same_taints,
@@ -53,7 +53,6 @@ from flotilla.inventory.member import (
 )
 from flotilla.leader import env_bool
 from flotilla.scheduler import SchedulerCache
-from flotilla.scheduler.snapshot import Taint
 
 log = logging.getLogger("flotilla.members")
 
@@ -117,33 +116,6 @@ class HealthSettings:
         )
 
 
-@dataclass(frozen=True)
-class MemberHealth:
-    """What failover needs to know about one member (see :attr:`MemberController.on_health`)."""
-
-    name: str
-    health: Health
-    """The tracker's verdict: Ready, NotReady or Unknown (not decided since the operator started)."""
-    ready: bool
-    """The MemberCluster's ``Ready`` condition (also False while connecting or syncing)."""
-    reason: str
-    message: str
-    since: datetime
-    """When ``health`` last changed (in this process)."""
-    taints: tuple[Taint, ...]
-    """Every taint of the MemberCluster as last written or seen, with ``time_added``."""
-
-    @property
-    def automatic_taints(self) -> tuple[Taint, ...]:
-        return tuple(t for t in self.taints if t.key in AUTOMATIC_KEYS)
-
-    @property
-    def no_execute_since(self) -> datetime | None:
-        """``timeAdded`` of the automatic NoExecute taint, if the member carries it."""
-        times = [t.time_added for t in self.automatic_taints if t.effect == NO_EXECUTE and t.time_added]
-        return min(times) if times else None
-
-
 class _HealthLoop:
     """One member's health thread: ``tick()`` when poked, when it asks, or every ``interval``."""
 
@@ -192,16 +164,11 @@ class MemberController:
     active: Callable[[], bool] = lambda: True
     """Whether this replica leads: a standby keeps its inventory warm but writes nothing."""
     settings: HealthSettings = field(default_factory=HealthSettings.from_env)
-    on_health: Callable[[MemberHealth], None] = lambda _health: None
-    """Called (from the member's health thread, while this replica leads) after the member's
-    health verdict, Ready condition or taints changed and were written to the hub: failover's
-    signal that a member became NotReady or got its NoExecute taint."""
     inventory: InventoryManager = field(init=False)
     _clients: dict[str, tuple[str, ApiClient]] = field(default_factory=dict)
     _bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     _loops: dict[str, _HealthLoop] = field(default_factory=dict)
     _seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    _delivered: dict[str, MemberHealth] = field(default_factory=dict)
     _loops_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -223,24 +190,6 @@ class MemberController:
         """An ApiClient for a connected member (None when it has no usable kubeconfig)."""
         entry = self._clients.get(name)
         return entry[1] if entry else None
-
-    def health(self, name: str) -> MemberHealth | None:
-        """The member's health and taints now (None when it is not registered)."""
-        try:
-            status = self.inventory.health(name)
-            ready, reason, message, _ = self.inventory.readiness(name)
-        except KeyError:
-            return None
-        spec = (self._bodies.get(name) or {}).get("spec") or {}
-        return MemberHealth(
-            name=name,
-            health=status.state,
-            ready=ready,
-            reason=reason,
-            message=message,
-            since=datetime.fromtimestamp(status.since, UTC),
-            taints=tuple(Taint.from_dict(t) for t in spec.get("taints") or () if t.get("key")),
-        )
 
     async def reconcile(self, name: str, body: Mapping[str, Any]) -> None:
         await asyncio.to_thread(self._reconcile_sync, name, dict(body))
@@ -348,7 +297,6 @@ class MemberController:
         if loop is not None:
             loop.stop()
         self._seen.pop(name, None)
-        self._delivered.pop(name, None)
 
     def sync_health(self, name: str, now: datetime | None = None) -> float | None:
         """Bring the member's Ready condition and automatic taints in line with its health.
@@ -372,7 +320,6 @@ class MemberController:
         wanted = ("True" if ready else "False", reason, message[:32768])
         if (condition.get("status"), condition.get("reason"), condition.get("message")) != wanted:
             self._publish(name, body, None)
-        self._deliver(name)
         return wait
 
     def _wanted_taints(
@@ -443,16 +390,6 @@ class MemberController:
             log.info("member %s: tainted %s", name, taint_string(new[(key, effect)]))
         for gone in old.keys() - new.keys():
             log.info("member %s: taint %s removed", name, taint_string(old[gone]))
-
-    def _deliver(self, name: str) -> None:
-        health = self.health(name)
-        if health is None or self._delivered.get(name) == health:
-            return
-        self._delivered[name] = health
-        try:
-            self.on_health(health)
-        except Exception:
-            log.exception("member %s: on_health callback failed", name)
 
     def unregister(self, name: str) -> None:
         self._stop_loop(name)

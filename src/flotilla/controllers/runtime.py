@@ -10,7 +10,8 @@ hub cache and enqueue keys; each controller owns its queue and its own state::
                                        -> status queue      (member -> binding -> template)
     capacity / readiness change        -> scheduling queue (pending keys), status queue
     member taint / readiness change    -> failover queue    (evict from NoExecute-tainted members;
-    binding change, status write           eviction tasks: graceful purge, drop when back)
+    binding change, status write           eviction tasks: graceful purge, drop when back;
+    copy health (status controller)        application failover; moves asked for by annotation)
     template / binding / quota event   -> quota queue       (FederatedResourceQuota status, by namespace)
 
 Nothing polls: no per-binding timer exists. The controllers' workers run only while this
@@ -160,6 +161,7 @@ class Runtime:
             settings=failover,
         )
         self.propagation.on_copies_applied = self.failover.copies_applied
+        self.status.on_health = self.failover.health_seen
         self.detector_queue: WorkQueue[TemplateKey] = WorkQueue(
             "detector", self.detector.reconcile, workers=workers
         )

@@ -41,7 +41,7 @@ from flotilla.controllers.common import (
     template_stub,
     with_condition,
 )
-from flotilla.controllers.eviction import TASKS, describe_tasks, evicted_clusters
+from flotilla.controllers.eviction import MOVE_ANNOTATION, TASKS, describe_tasks, evicted_clusters
 from flotilla.controllers.hubstate import HubState, Key, object_key
 from flotilla.controllers.workloads import (
     BINDING_API_VERSION,
@@ -229,13 +229,20 @@ class SchedulingController:
         await self._update_pod_group(stored, targets[0]["name"], None)
 
     async def evict(
-        self, key: Key, binding: dict[str, Any], lost: Mapping[str, str], tasks: list[dict[str, Any]]
+        self,
+        key: Key,
+        binding: dict[str, Any],
+        lost: Mapping[str, str],
+        tasks: list[dict[str, Any]],
+        only: str | None = None,
     ) -> str | None:
         """Failover: decide again without the ``lost`` clusters (``{cluster: why}``) and write the
-        new decision with the eviction ``tasks`` in one request. A Divided single-role workload
+        new decision with the eviction ``tasks`` in one request. A Divided workload
         keeps its replicas on the other clusters and only the lost share is placed; a gang (or any
         other workload) is placed whole, its survivors preferred. Returns None when written, or
-        the scheduler's reason when nothing fits (then nothing is written and nothing changes)."""
+        the scheduler's reason when nothing fits (then nothing is written and nothing changes).
+        ``only``: a move, every other cluster is out for this decision and the move request (the
+        binding's annotation) is removed in the same write."""
         spec = binding["spec"]
         survivors = [dict(c) for c in spec.get("clusters") or () if c["name"] not in lost]
         basis = {**binding, "spec": {**spec, "clusters": survivors}}
@@ -243,6 +250,8 @@ class SchedulingController:
         wl_key = f"{key[0]}/{key[1]}"
         started = time.perf_counter()
         with self.lock:
+            if only is not None:
+                evicted |= frozenset(n for n in self.cache.snapshot().clusters if n != only)
             usage = self._quota_usage.pop(key, None)
             limits = self.quota_left(key, self._quota_usage)
             workload = scheduler_workload(
@@ -261,10 +270,10 @@ class SchedulingController:
         metrics.observe_schedule(outcome.ok, elapsed)
         if not outcome.ok:
             return str(outcome.message)
-        body = {
-            "metadata": {"resourceVersion": binding["metadata"].get("resourceVersion")},
-            "spec": {"clusters": targets, TASKS: tasks},
-        }
+        meta: dict[str, Any] = {"resourceVersion": binding["metadata"].get("resourceVersion")}
+        if only is not None:
+            meta["annotations"] = {MOVE_ANNOTATION: None}
+        body = {"metadata": meta, "spec": {"clusters": targets, TASKS: tasks}}
         try:
             async with self.state.status_lock(key):  # (the status writer waits: no conflict with it)
                 with self.state.writing(key):
@@ -286,10 +295,24 @@ class SchedulingController:
 
     @staticmethod
     def _targets(binding: Mapping[str, Any], outcome: Any) -> list[dict[str, Any]]:
+        """The decision's clusters, with the divisible replica count each gets (Divided kinds).
+
+        The scheduler counts pods of every role; they are scaled to the kind's divisible count.
+        On failover (``outcome.kept``) the clusters that keep their share keep exactly their units
+        and only the lost units are shared out, in proportion to the pods placed anew."""
         divisible = binding["spec"].get("replicas")
         if divisible is None:
             return [{"name": t.name} for t in outcome.targets]
-        shares = divide_exactly(int(divisible), {t.name: t.replicas for t in outcome.targets})
+        units = int(divisible)
+        kept: dict[str, int] = dict(getattr(outcome, "kept", None) or {})
+        if not kept:
+            shares = divide_exactly(units, {t.name: t.replicas for t in outcome.targets})
+        else:
+            pods = sum(int(c.get("replicas") or 0) for c in binding["spec"].get("components") or ())
+            per_unit = pods // units if units and pods % units == 0 else 1
+            new = {t.name: max(0, t.replicas - kept.get(t.name, 0) * per_unit) for t in outcome.targets}
+            extra = divide_exactly(units - sum(kept.values()), new)
+            shares = {name: kept.get(name, 0) + extra.get(name, 0) for name in new}
         return [{"name": n, "replicas": r} for n, r in shares.items()]
 
     async def _store(

@@ -53,6 +53,9 @@ class StatusController:
         self.cache, self.lock = cache, lock
         self.member_ready = member_ready
         self.on_capacity_changed = on_capacity_changed
+        self.on_health: Callable[[Key, dict[str, Health]], None] = lambda _key, _healths: None
+        """Told the health verdict of each chosen cluster's copy (members that are Ready and have
+        it) at every reconcile: application failover's clock (set by the runtime)."""
 
     async def reconcile(self, key: Key) -> None:
         binding = self.state.bindings.get(key)
@@ -92,6 +95,7 @@ class StatusController:
                 observed_all = observed_all and cluster not in chosen
             items[cluster] = item
         await self._write_binding(key, items)
+        self.on_health(key, healths)
         if set(healths) >= set(chosen) and all(h == Health.HEALTHY for h in healths.values()):
             self._confirm(key)
         aggregated = interpreter.aggregate_status(per_cluster) if per_cluster else {}

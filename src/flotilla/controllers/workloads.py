@@ -219,6 +219,7 @@ def scheduler_workload(
         evicted_from=evicted_from,
         cluster_limits=dict(cluster_limits or {}),
         keep_current=keep_current,
+        units=int(spec["replicas"]) if spec.get("replicas") is not None and len(components) > 1 else None,
     )
 
 

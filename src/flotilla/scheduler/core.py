@@ -13,9 +13,10 @@ Per cluster, after the cluster filters pass, node-level fit decides feasibility:
 * Duplicated: every replica of every component must bind simultaneously;
 * Divided: at least one replica must fit; replicas are then divided (see
   :mod:`flotilla.scheduler.division`) never beyond what fits at node level. With
-  ``workload.keep_current`` (failover) a single-role workload keeps the replicas it already has
-  on every cluster that still passes the filters (needing no room for more), and only the
-  missing replicas are divided.
+  ``workload.keep_current`` (failover) a workload keeps the replicas it already has on every
+  cluster that still passes the filters (needing no room for more), and only the missing
+  replicas are divided; a multi-role kind keeps whole units of its divisible replica count
+  (``workload.units``, e.g. LeaderWorkerSet groups), every role in proportion.
 
 ``placement.clusterAffinities`` groups are tried in order until one yields a placement.
 """
@@ -139,6 +140,9 @@ class ScheduleResult:
     assignments: list[PodAssignment]
     explanation: Explanation
     ok: Literal[True] = True
+    kept: dict[str, int] = field(default_factory=dict)
+    """Failover of a Divided workload: the units of ``Workload.current`` each cluster keeps (its
+    target's replicas include them); empty when everything was divided afresh."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,12 +176,24 @@ def _pod_order(groups: Sequence[PodGroup]) -> list[PodGroup]:
     return sorted(groups, key=lambda g: (-g[1].gpu_demand_milli, -dict(g[1].other).get("cpu", 0)))
 
 
-def _kept(workload: Workload, mode: Mode, comps: Sequence[Component]) -> dict[str, int]:
-    """Replicas a Divided single-role workload keeps where it runs (failover), by cluster."""
-    if mode != "divided" or not workload.keep_current or len(comps) != 1:
+def _kept(workload: Workload, mode: Mode, comps: Sequence[Component]) -> dict[str, dict[str, int]]:
+    """Pods a Divided workload keeps where it runs (failover), by component, then cluster.
+
+    ``workload.current`` counts units of the kind's divisible replica count (``workload.units``;
+    unset for a single role, whose units are its pods). Every role must scale with the units
+    (a LeaderWorkerSet's leaders and workers: ``replicas`` a multiple of the units); a role fixed
+    per member copy, or fewer units wanted than kept, divides afresh."""
+    if mode != "divided" or not workload.keep_current or not comps:
         return {}
-    kept = {name: n for name, n in workload.current.items() if n > 0}
-    return kept if sum(kept.values()) <= comps[0].replicas else {}  # fewer wanted: divide afresh
+    current = {name: n for name, n in workload.current.items() if n > 0}
+    units = workload.units if workload.units is not None else comps[0].replicas
+    if not current or units <= 0 or sum(current.values()) > units:
+        return {}
+    if workload.units is None and len(comps) != 1:
+        return {}
+    if any(c.replicas % units for c in comps):
+        return {}
+    return {c.name: {name: n * (c.replicas // units) for name, n in current.items()} for c in comps}
 
 
 def _mode(workload: Workload) -> Mode:
@@ -370,6 +386,7 @@ class Scheduler:
             need = None
 
         kept = _kept(workload, mode, comps)
+        keeping = {name for per in kept.values() for name, n in per.items() if n > 0}
         primary = _pod_order([(c.name, c.shape, c.replicas) for c in comps])[0][1] if comps else None
         feasible: list[ClusterInfo] = []
         node_scores: dict[str, float] = {}
@@ -388,7 +405,7 @@ class Scheduler:
             if check is None:
                 check = node_check(cluster, key, comps, need, primary)
             available[name] = check.available
-            if check.status.code is success or kept.get(name):
+            if check.status.code is success or name in keeping:
                 # (A cluster keeping its replicas needs no room for more.)
                 feasible.append(cluster)
                 node_scores[name] = check.score
@@ -420,6 +437,9 @@ class Scheduler:
             outcome = self._place_divided(
                 snapshot, workload.placement, comps, selected, expl, workload.cluster_limits, kept
             )
+            if isinstance(outcome, ScheduleResult) and kept:
+                chosen = {c.name for c in selected}
+                outcome.kept = {n: workload.current[n] for n in sorted(keeping & chosen)}
         if isinstance(outcome, ScheduleResult):
             outcome.targets = [
                 TargetCluster(
@@ -532,25 +552,31 @@ class Scheduler:
         selected: Sequence[ClusterInfo],
         expl: Explanation,
         limits: Mapping[str, Mapping[str, int]],
-        kept: Mapping[str, int] | None = None,
+        kept: Mapping[str, Mapping[str, int]] | None = None,
     ) -> ScheduleOutcome:
         rs = placement.replica_scheduling
         by_name = {c.name: c for c in selected}
         names = [c.name for c in selected]
         placers: dict[str, ClusterPlacer] = {}
         left = {name: dict(limits[name]) for name in names if name in limits}
-        # Failover (single role): replicas kept where they run; only the missing ones are divided.
-        base = {n: kept[n] for n in names if kept and kept.get(n, 0) > 0}
+        # Failover: pods kept where they run (per role); only the missing ones are divided.
+        base = {comp: {n: per[n] for n in names if per.get(n, 0) > 0} for comp, per in (kept or {}).items()}
+        base = {comp: per for comp, per in base.items() if per}
         if base:
-            comp = comps[0]
-            for name, n in base.items():
-                if name in left:
-                    left[name] = sub(left[name], scale(pod_usage(comp), n))
+            for comp in comps:
+                for name, n in base.get(comp.name, {}).items():
+                    if name in left:
+                        left[name] = sub(left[name], scale(pod_usage(comp), n))
+            pods: dict[str, int] = {}
+            for per in base.values():
+                for name, n in per.items():
+                    pods[name] = pods.get(name, 0) + n
             expl.notes.append(
-                "kept " + ",".join(f"{n}:{r}" for n, r in sorted(base.items())) + "; divided the rest"
+                "kept " + ",".join(f"{n}:{r}" for n, r in sorted(pods.items())) + " pods; divided the rest"
             )
         for comp in comps:
-            wanted = comp.replicas - sum(base.values())
+            kept_here = base.get(comp.name, {})
+            wanted = comp.replicas - sum(kept_here.values())
             avail: Mapping[str, int] = _Available(names, placers, expl.available, comp)
             if left:
                 avail = _Capped(avail, {n: pods_within(lim, comp) for n, lim in left.items()})
@@ -578,8 +604,8 @@ class Scheduler:
                 fit = sum(avail.values())
                 where = "at node level within the namespace's quota shares" if left else "at node level"
                 reason = f"{wanted} {comp.name} replica(s) requested but only {fit} fit {where}"
-                if base:
-                    reason += f" (besides the {sum(base.values())} kept)"
+                if kept_here:
+                    reason += f" (besides the {sum(kept_here.values())} kept)"
                 return self._fail(snapshot, expl, reason)
             for name in sorted(split):
                 if split[name] <= 0:
@@ -598,19 +624,24 @@ class Scheduler:
             placers = {name: self.engine.placer(by_name[name]) for name in names}
         result = self._result(placers, comps, expl)
         if base:
-            result.targets = _with_kept(result.targets, base, comps[0].name)
-            for name, n in base.items():
-                expl.replicas[name] = expl.replicas.get(name, 0) + n
+            result.targets = _with_kept(result.targets, base)
+            for per in base.values():
+                for name, n in per.items():
+                    expl.replicas[name] = expl.replicas.get(name, 0) + n
         return result
 
 
-def _with_kept(targets: Sequence[TargetCluster], kept: Mapping[str, int], comp: str) -> list[TargetCluster]:
-    """``targets`` (the replicas placed now) plus the replicas kept, by cluster name."""
+def _with_kept(
+    targets: Sequence[TargetCluster], kept: Mapping[str, Mapping[str, int]]
+) -> list[TargetCluster]:
+    """``targets`` (the pods placed now) plus the pods kept, by cluster name."""
     out = {t.name: t for t in targets}
-    for name, n in kept.items():
-        t = out.get(name)
-        placed = t.components.get(comp, 0) if t is not None else 0
-        out[name] = TargetCluster(name, (t.replicas if t is not None else 0) + n, {comp: placed + n})
+    for comp, per in kept.items():
+        for name, n in per.items():
+            t = out.get(name)
+            components = dict(t.components) if t is not None else {}
+            components[comp] = components.get(comp, 0) + n
+            out[name] = TargetCluster(name, (t.replicas if t is not None else 0) + n, components)
     return [out[n] for n in sorted(out)]
 
 

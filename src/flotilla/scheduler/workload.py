@@ -172,9 +172,12 @@ class Workload:
     maps clusters to what the workload may still use there (a namespace's FederatedResourceQuota
     static assignments, less what its other workloads use); clusters not listed are unlimited.
 
-    ``keep_current`` (failover): a Divided single-role workload keeps the replicas ``current``
-    gives the clusters that are still feasible, and only the rest is divided (as Karmada's
-    failover and scale-up do); without it every decision divides all replicas afresh.
+    ``keep_current`` (failover): a Divided workload keeps the replicas ``current`` gives the
+    clusters that are still feasible, and only the rest is divided (as Karmada's failover and
+    scale-up do); without it every decision divides all replicas afresh. ``units`` is the kind's
+    divisible replica count ``current`` is counted in when it has several roles (a
+    LeaderWorkerSet's groups: each unit is a leader and ``size - 1`` workers); unset, ``current``
+    counts the pods of a single role.
     """
 
     key: str
@@ -186,6 +189,7 @@ class Workload:
     evicted_from: frozenset[str] = frozenset()
     cluster_limits: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     keep_current: bool = False
+    units: int | None = None
 
     @property
     def total_replicas(self) -> int:
@@ -216,6 +220,7 @@ class Workload:
             "evictedFrom": sorted(self.evicted_from),
             "clusterLimits": {c: dict(v) for c, v in sorted(self.cluster_limits.items())},
             **({"keepCurrent": True} if self.keep_current else {}),
+            **({"units": self.units} if self.units is not None else {}),
         }
 
     @classmethod
@@ -234,6 +239,7 @@ class Workload:
                 for c, limits in (raw.get("clusterLimits") or {}).items()
             },
             keep_current=bool(raw.get("keepCurrent", False)),
+            units=int(raw["units"]) if raw.get("units") is not None else None,
         )
 
     def save(self, path: str | Path) -> None:

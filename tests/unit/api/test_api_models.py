@@ -212,6 +212,15 @@ def test_ignored_fields_are_reported_only_when_they_matter() -> None:
     )
     group = {"spec": {"queue": "default", "networkTopology": {"mode": "hard"}}}
     assert ignored_fields_in(group, VOLCANO_PODGROUP_FIELDS) == ["spec.networkTopology"]
+    # Application failover is read by the failover controller: only state preservation is ignored.
+    app = {
+        "decisionConditions": {"tolerationSeconds": 60},
+        "purgeMode": "Directly",
+        "statePreservation": {"rules": [{"aliasLabelName": "x", "jsonPath": "{.x}"}]},
+    }
+    assert ignored_fields_in({"spec": {"failover": {"application": app}}}) == [
+        "spec.failover.application.statePreservation"
+    ]
 
 
 def test_display_summaries() -> None:

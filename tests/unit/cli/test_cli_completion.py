@@ -58,6 +58,7 @@ def test_cluster_names_for_the_commands_that_take_one() -> None:
     assert _complete("unjoin", "--kubeconfig", "hub.yaml", "g") == (["gpu-east"], DIRECTIVE_NO_FILES)
     assert _complete("cordon", "a", "") == ([], DIRECTIVE_NO_FILES)  # one cluster only
     assert _complete("describe", "workload", "") == ([], DIRECTIVE_NO_FILES)
+    assert _complete("move", "deployment/web", "--to", "g") == (["gpu-east"], DIRECTIVE_NO_FILES)
 
 
 def test_contexts_come_from_the_kubeconfig(tmp_path: Path) -> None:

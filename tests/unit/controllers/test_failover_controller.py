@@ -510,3 +510,46 @@ def test_controller_events_are_posted_without_a_kopf_handler(monkeypatch: pytest
     assert (method, path) == ("POST", f"/api/v1/namespaces/{NS}/events")
     assert body["involvedObject"] == {**template["metadata"], "apiVersion": "apps/v1", "kind": "Deployment"}
     assert (body["type"], body["reason"]) == ("Warning", "Evicted")
+
+
+def test_a_multi_role_divided_binding_keeps_its_survivors_units() -> None:
+    """A LeaderWorkerSet (leader + worker per group) divided b:3, a:1; a is lost: b keeps its three
+    groups and only a's group is placed; a fresh division would have taken b down to two."""
+    from flotilla.controllers.scheduling import SchedulingController
+    from flotilla.controllers.workloads import scheduler_workload
+    from flotilla.scheduler import Scheduler
+    from flotilla.scheduler.snapshot import Snapshot
+
+    request = {"resourceRequest": {GPU: "1"}}
+    binding = {
+        "metadata": {"name": "lws-leaderworkerset", "namespace": NS},
+        "spec": {
+            "resource": {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet"},
+            "replicas": 4,
+            "components": [
+                {"name": "leader", "replicas": 4, "replicaRequirements": request},
+                {"name": "worker", "replicas": 4, "replicaRequirements": request},
+            ],
+            "placement": {
+                "replicaScheduling": {
+                    "replicaSchedulingType": "Divided",
+                    "replicaDivisionPreference": "Weighted",
+                }
+            },
+            "clusters": [{"name": "b", "replicas": 3}],  # the survivors (a's share is lost)
+        },
+    }
+    snap = Snapshot({n: ClusterInfo(n, {f"{n}-0": gpu_node(f"{n}-0")}) for n in ("a", "b", "c")})
+    workload = scheduler_workload(binding, evicted_from=frozenset({"a"}), keep_current=True)
+    assert workload.units == 4
+    outcome = Scheduler().schedule(snap, workload)
+    assert outcome.ok
+    targets = {t["name"]: t["replicas"] for t in SchedulingController._targets(binding, outcome)}
+    assert targets["b"] >= 3 and sum(targets.values()) == 4 and "a" not in targets
+    fresh = Scheduler().schedule(
+        snap, scheduler_workload(binding, evicted_from=frozenset({"a"}), keep_current=False)
+    )
+    assert {t["name"]: t["replicas"] for t in SchedulingController._targets(binding, fresh)} == {
+        "b": 2,
+        "c": 2,
+    }

@@ -8,6 +8,8 @@ from typing import Any
 from sched_fixtures import cluster, node, snapshot, workload
 
 from flotilla.scheduler import GPU_RESOURCE, GangSpec, Scheduler, ScheduleResult, Toleration
+from flotilla.scheduler.placement import Placement
+from flotilla.scheduler.workload import Component, Workload
 
 EQUAL: dict[str, Any] = {
     "replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Weighted"}
@@ -79,3 +81,51 @@ def test_toleration_seconds_round_trip() -> None:
     assert tol.toleration_seconds == 30
     assert Toleration.from_dict(tol.to_dict()) == tol
     assert "tolerationSeconds" not in Toleration.from_dict({"key": "k"}).to_dict()
+
+
+def _lws(groups: int, size: int, current: dict[str, int]) -> Workload:
+    """A LeaderWorkerSet as the binding gives it: leaders and workers, ``groups`` units."""
+    leader = Component("leader", groups, {GPU_RESOURCE: 1})
+    worker = Component("worker", groups * (size - 1), {GPU_RESOURCE: 1})
+    return Workload(
+        "ns/lws",
+        (leader, worker),
+        Placement.from_dict(EQUAL),
+        current=current,
+        evicted_from=frozenset({"a"}),
+        keep_current=True,
+        units=groups,
+    )
+
+
+def test_a_multi_role_divided_workload_keeps_whole_units_on_its_survivors() -> None:
+    # 4 groups of 2 pods: b ran 3 groups and a (lost) 1. A fresh division would take b down to 2.
+    snap = fleet({"a": 8, "b": 8, "c": 8})
+    result = Scheduler().schedule(snap, _lws(4, 2, {"b": 3}))
+    assert isinstance(result, ScheduleResult)
+    assert result.kept == {"b": 3}
+    per_role = {t.name: dict(t.components) for t in result.targets}
+    assert per_role["b"]["leader"] >= 3 and per_role["b"]["worker"] >= 3
+    assert sum(p["leader"] for p in per_role.values()) == 4
+    assert sum(p["worker"] for p in per_role.values()) == 4
+    assert len(result.assignments) == 2  # only the lost group's two pods are reserved anew
+    fresh = Scheduler().schedule(snap, replace(_lws(4, 2, {"b": 3}), keep_current=False))
+    assert isinstance(fresh, ScheduleResult) and not fresh.kept
+    assert {t.name: t.components["leader"] for t in fresh.targets} == {"b": 2, "c": 2}
+
+
+def test_a_role_fixed_per_copy_divides_afresh() -> None:
+    # A role that does not scale with the units (a head per copy): nothing is kept, as before.
+    head = Component("head", 1, {GPU_RESOURCE: 1})
+    worker = Component("worker", 4, {GPU_RESOURCE: 1})
+    w = Workload(
+        "ns/ray",
+        (head, worker),
+        Placement.from_dict(EQUAL),
+        current={"b": 3},
+        evicted_from=frozenset({"a"}),
+        keep_current=True,
+        units=4,
+    )
+    result = Scheduler().schedule(fleet({"a": 8, "b": 8, "c": 8}), w)
+    assert isinstance(result, ScheduleResult) and result.kept == {}
