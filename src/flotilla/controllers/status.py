@@ -8,7 +8,8 @@ aggregated status follows the kind's conventions: where member copies report
 observed the spec Flotilla applied from that generation, so ``kubectl rollout status`` and
 GitOps health checks work on the hub. The scheduler cache's reservation for the workload is
 confirmed when every chosen member reports its copy healthy, so the members' own pod reports
-take over from the guess.
+take over from the guess. The time from a decision to the copy on each member it added reporting
+healthy is observed (``flotilla_scheduled_until_ready_wait_time_seconds{cluster}``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,7 +29,7 @@ from flotilla.controllers.common import same_conditions
 from flotilla.controllers.hubstate import HubState, Key, targets
 from flotilla.controllers.member_copies import MemberCopies
 from flotilla.controllers.propagation import APPLIED_FIELDS, PropagationController
-from flotilla.controllers.scheduling import decided
+from flotilla.controllers.scheduling import Decision, decided
 from flotilla.interpreter import Health, InterpreterRegistry
 from flotilla.scheduler import SchedulerCache
 
@@ -52,10 +54,35 @@ class StatusController:
         self.cache, self.lock = cache, lock
         self.member_ready = member_ready
         self.on_capacity_changed = on_capacity_changed
+        self._awaiting: dict[Key, tuple[float, set[str]]] = {}
+        """Per binding: when its last decision was made, and the clusters it added whose copy has
+        not reported healthy yet."""
+
+    def note_decision(self, key: Key, decision: Decision) -> None:
+        """A decision was made (on the loop): time its new clusters until their copies are healthy."""
+        if decision.added:
+            self._awaiting[key] = (decision.at, set(decision.added))
+        else:
+            self._awaiting.pop(key, None)
+
+    def _observe_ready(self, key: Key, healths: Mapping[str, Health]) -> None:
+        entry = self._awaiting.get(key)
+        if entry is None:
+            return
+        at, waiting = entry
+        for cluster in sorted(waiting):
+            if healths.get(cluster) == Health.HEALTHY:
+                metrics.READY_WAIT.labels(cluster=cluster).observe(max(0.0, time.time() - at))
+                waiting.discard(cluster)
+        if not waiting:
+            del self._awaiting[key]
 
     async def reconcile(self, key: Key) -> None:
         binding = self.state.bindings.get(key)
-        if binding is None or binding["metadata"].get("deletionTimestamp") or not decided(binding):
+        if binding is None or binding["metadata"].get("deletionTimestamp"):
+            self._awaiting.pop(key, None)
+            return
+        if not decided(binding):
             return
         template = self.state.template_of(binding)
         resource = binding["spec"]["resource"]
@@ -90,6 +117,8 @@ class StatusController:
             else:
                 observed_all = observed_all and cluster not in chosen
             items[cluster] = item
+        self._awaiting_gone(key, chosen)
+        self._observe_ready(key, healths)
         await self._write_binding(key, items)
         if set(healths) >= set(chosen) and all(h == Health.HEALTHY for h in healths.values()):
             self._confirm(key)
@@ -123,6 +152,14 @@ class StatusController:
             raise
         metrics.HUB_WRITES.labels(controller="status", kind=resource["kind"]).inc()
         self.state.put_template(updated)
+
+    def _awaiting_gone(self, key: Key, chosen: Mapping[str, Any]) -> None:
+        """Clusters no longer chosen (moved again before their copy was ready) are not waited for."""
+        entry = self._awaiting.get(key)
+        if entry is not None:
+            entry[1].intersection_update(chosen)
+            if not entry[1]:
+                del self._awaiting[key]
 
     def _confirm(self, key: Key) -> None:
         with self.lock:
