@@ -8,10 +8,17 @@ and goes when the member does (:func:`forget_cluster`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 from prometheus_client.metrics import MetricWrapperBase
+
+if TYPE_CHECKING:
+    from flotilla.scheduler.runtime import Framework
+
+T = TypeVar("T")
 
 _BUCKETS = tuple(0.0001 * 2**i for i in range(18))  # 0.1 ms .. ~13 s
 
@@ -46,8 +53,8 @@ EXTENSION_POINT_DURATION = Histogram(
 )
 PLUGIN_DURATION = Histogram(
     "flotilla_plugin_execution_duration_seconds",
-    "Time of one plugin call at one extension point (Filter: one call per cluster). Recorded on the "
-    "sampled attempts (PLUGIN_SAMPLE_PERCENT).",
+    "Time of one plugin at one extension point in one scheduling attempt (Filter: its calls on "
+    "every cluster, summed). Recorded on the sampled attempts (PLUGIN_SAMPLE_PERCENT).",
     ["plugin", "extension_point", "profile"],
     buckets=tuple(0.000001 * 2**i for i in range(20)),  # 1 us .. ~0.5 s
 )
@@ -62,6 +69,10 @@ PENDING = Gauge(
     "Workloads without a placement, by reason: NoClusterFits (no cluster fits now; retried when "
     "capacity changes) or SchedulerError (the scheduler failed; retried with backoff).",
     ["reason"],
+)
+OLDEST_PENDING = Gauge(
+    "flotilla_oldest_pending_workload_seconds",
+    "How long the workload waiting longest for a placement has waited (0 when none waits).",
 )
 ADMISSION_WAIT = Histogram(
     "flotilla_admission_wait_time_seconds",
@@ -189,48 +200,64 @@ every attempt would cost more than the calls themselves."""
 class SchedulerObserver:
     """The scheduler core's observer hook (``Framework.observer``) turned into histograms.
 
-    Used by one scheduling controller under its scheduler lock: :meth:`begin` says whether this
-    attempt is sampled (then it sets itself as the framework's observer), the framework calls
-    :meth:`record` once per timed plugin call, and :meth:`end` observes the plugin and
-    extension-point histograms (one histogram update per plugin and point, not per call).
+    Used by one scheduling controller under its scheduler lock, through :meth:`timed`: it times
+    the algorithm, and on a sampled attempt (:meth:`begin`) sets :meth:`record` as the framework's
+    observer, which the framework calls once per timed plugin call (it only adds the time up);
+    :meth:`end` then observes the plugin and extension-point histograms once per plugin and point
+    (not once per call: a Filter plugin is called once per cluster).
     """
 
     def __init__(self, profile: str = PROFILE, sample_percent: int = PLUGIN_SAMPLE_PERCENT) -> None:
         self.profile = profile
         self.every = max(1, round(100 / sample_percent)) if sample_percent > 0 else 0
         self.attempts = 0
-        self.calls: list[tuple[str, str, float]] = []
+        self.sums: dict[tuple[str, str], float] = {}
+        """``(plugin, extension point) -> seconds`` of the current attempt."""
         self._plugins: dict[tuple[str, str], Histogram] = {}
         self._points: dict[str, Histogram] = {}
+        self._algorithm = ALGORITHM_DURATION.labels(profile=profile)
+
+    def timed(self, framework: Framework, run: Callable[[], T]) -> T:
+        """``run()`` (one run of the scheduling algorithm with ``framework``), timed as such, and
+        on a sampled attempt with every plugin call timed."""
+        sampled = self.begin()
+        previous = framework.observer
+        if sampled:
+            framework.observer = self.record
+        started = time.perf_counter()
+        try:
+            return run()
+        finally:
+            self._algorithm.observe(time.perf_counter() - started)
+            if sampled:
+                framework.observer = previous
+                self.end()
 
     def begin(self) -> bool:
         """Start an attempt; True when its plugin calls are to be timed."""
         sampled = self.every > 0 and self.attempts % self.every == 0
         self.attempts += 1
-        self.calls.clear()
+        self.sums.clear()
         return sampled
 
     def record(self, point: str, plugin: str, seconds: float) -> None:
-        self.calls.append((point, plugin, seconds))
+        key = (plugin, point)
+        self.sums[key] = self.sums.get(key, 0.0) + seconds
 
     def end(self) -> None:
         totals: dict[str, float] = {}
-        per_plugin: dict[tuple[str, str], list[float]] = {}
-        for point, plugin, seconds in self.calls:
-            totals[point] = totals.get(point, 0.0) + seconds
-            per_plugin.setdefault((plugin, point), []).append(seconds)
-        for key, values in per_plugin.items():
+        for key, seconds in self.sums.items():
             child = self._plugins.get(key)
             if child is None:
                 child = self._plugins[key] = PLUGIN_DURATION.labels(key[0], key[1], self.profile)
-            for value in values:
-                child.observe(value)
+            child.observe(seconds)
+            totals[key[1]] = totals.get(key[1], 0.0) + seconds
         for point, total in totals.items():
             point_child = self._points.get(point)
             if point_child is None:
                 point_child = self._points[point] = EXTENSION_POINT_DURATION.labels(point, self.profile)
             point_child.observe(total)
-        self.calls.clear()
+        self.sums.clear()
 
 
 def observe_schedule(result: str, seconds: float, profile: str = PROFILE) -> None:

@@ -162,19 +162,26 @@ class SchedulingController:
         self.quota_left = quota_left
         self.profile = profile
         self.observer = metrics.SchedulerObserver(profile)
-        self._algorithm = metrics.ALGORITHM_DURATION.labels(profile=profile)
         self.pending: set[Key] = set()
         """Bindings waiting for a placement (retried when capacity changes, or with backoff)."""
         self._waiting: dict[Key, tuple[str, frozenset[str]]] = {}
+        self._since: dict[Key, float] = {}
+        """When each waiting binding started waiting (``time.monotonic()``)."""
         self._reasons: Counter[str] = Counter()
         self._plugins: Counter[str] = Counter()
         self._errors: dict[Key, str] = {}
         for reason in ("NoClusterFits", "SchedulerError"):
             metrics.PENDING.labels(reason=reason).set(0)
+        metrics.OLDEST_PENDING.set_function(self.oldest_wait)
         self._desired: dict[Key, dict[str, Any]] = {}
         self._quota_usage: dict[Key, dict[str, ResourceList]] = {}
         """Per-cluster usage of decisions in namespaces with quota shares, until they are forgotten:
         a decision counts against the shares before its binding write comes back."""
+
+    def oldest_wait(self) -> float:
+        """Seconds the longest-waiting binding has waited (read at each scrape)."""
+        since = min(list(self._since.values()), default=None)  # (a copy: the loop may add keys)
+        return 0.0 if since is None else time.monotonic() - since
 
     def release(self, key: Key) -> None:
         """Drop the reservation of a binding that is gone."""
@@ -192,8 +199,10 @@ class SchedulingController:
         if new is not None:
             self._waiting[key] = new
             self.pending.add(key)
+            self._since.setdefault(key, time.monotonic())
         else:
             self.pending.discard(key)
+            self._since.pop(key, None)
         if old == new:
             return
         if old is not None:
@@ -210,19 +219,10 @@ class SchedulingController:
     def _schedule(self, workload: Workload) -> ScheduleOutcome:
         """One run of the algorithm on a fresh snapshot (the caller holds ``self.lock``); timed,
         and one run in ten with every plugin call timed through the framework's observer hook."""
-        framework = self.scheduler.framework
-        sampled = self.observer.begin()
-        previous = framework.observer
-        if sampled:
-            framework.observer = self.observer.record
-        started = time.perf_counter()
-        try:
-            return self.scheduler.schedule(self.cache.snapshot(), workload)
-        finally:
-            self._algorithm.observe(time.perf_counter() - started)
-            if sampled:
-                framework.observer = previous
-                self.observer.end()
+        scheduler = self.scheduler
+        return self.observer.timed(
+            scheduler.framework, lambda: scheduler.schedule(self.cache.snapshot(), workload)
+        )
 
     def _failed(self, key: Key, target: Mapping[str, Any], exc: Exception, started: float) -> None:
         """The scheduler (or the workload's conversion) raised: counted, gauged, and told on the

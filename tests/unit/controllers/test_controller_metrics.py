@@ -57,6 +57,7 @@ async def test_waiting_then_placed_then_applied(fleet: Fleet) -> None:
     await fleet.settle()
     assert value("flotilla_pending_workloads", reason="NoClusterFits") == 1
     assert value("flotilla_unschedulable_workloads", plugin="NodeResourcesFit", profile=PROFILE) == 1
+    assert (value("flotilla_oldest_pending_workload_seconds") or 0) > 0
     assert value("flotilla_schedule_attempts_total", result="unschedulable", profile=PROFILE) == (
         before["unschedulable"] + 1
     )
@@ -68,6 +69,7 @@ async def test_waiting_then_placed_then_applied(fleet: Fleet) -> None:
     assert fleet.replicas("big") == {"a": 10}
     assert value("flotilla_pending_workloads", reason="NoClusterFits") == 0
     assert value("flotilla_unschedulable_workloads", plugin="NodeResourcesFit", profile=PROFILE) == 0
+    assert value("flotilla_oldest_pending_workload_seconds") == 0
     assert (
         value("flotilla_schedule_attempts_total", result="scheduled", profile=PROFILE)
         == before["scheduled"] + 1
