@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from kubernetes.client import ApiException
@@ -18,6 +21,15 @@ from flotilla.scheduler.workload import Workload
 
 def value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll: a queue retrying with backoff never settles meanwhile."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.02)
 
 
 def events(fleet: Fleet) -> list[tuple[str, str, str, str]]:
@@ -109,11 +121,10 @@ async def test_an_apply_refused_by_the_member_is_counted_and_told_once(fleet: Fl
             rt.on_template(None, obj)
     await rt.preload()
     await rt.start()
-    await fleet.settle()
     # Retried with backoff meanwhile: every try counted, the Event posted once.
-    assert (
-        value("flotilla_propagation_failures_total", cluster="b", reason="Forbidden") >= before["failed"] + 1
-    )
+    failures = partial(value, "flotilla_propagation_failures_total", cluster="b", reason="Forbidden")
+    await until(lambda: failures() >= before["failed"] + 3)
+    await until(lambda: "(Forbidden)" in str(fleet.binding("web")))
     assert value("flotilla_member_api_errors_total", cluster="b", verb="apply", reason="Forbidden") >= (
         before["errors"] + 1
     )
@@ -148,18 +159,17 @@ async def test_a_scheduler_error_is_counted_gauged_and_told(fleet: Fleet) -> Non
     rt.on_template(None, fleet.hub.find("apps/v1", "Deployment", "web", NS) or {})
     await rt.preload()
     await rt.start()
-    await fleet.settle()
-    assert value("flotilla_schedule_attempts_total", result="error", profile=PROFILE) >= errors + 2  # retried
+    # Retried with backoff: every try counted, the Event posted once.
+    await until(
+        lambda: value("flotilla_schedule_attempts_total", result="error", profile=PROFILE) >= errors + 3
+    )
     assert value("flotilla_pending_workloads", reason="SchedulerError") == 1
     told = [e for e in posted if e[2] == "FailedScheduling"]
     assert told == [
         ("Deployment/web", "Warning", "FailedScheduling", "scheduler error: Broken: list index out of range")
     ]
     rt.scheduling.scheduler = Scheduler()  # fixed: the next retry places it
-    await fleet.settle()
-    rt.scheduling_queue.add(("team", "web-deployment"))
-    await fleet.settle()
-    assert sum(fleet.replicas("web").values()) == 1
+    await until(lambda: sum(fleet.replicas("web").values()) == 1, timeout=30)
     assert value("flotilla_pending_workloads", reason="SchedulerError") == 0
 
 
