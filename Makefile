@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 binaries:
-	bash tools/rig-bin/build.sh etcd kubernetes kwok helm training-operator
+	bash tools/rig-bin/build.sh etcd kubernetes kwok helm training-operator promrules
 
 demo: venv binaries
 	$(VENV)/bin/flotilla demo

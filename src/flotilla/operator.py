@@ -87,6 +87,7 @@ class _State:
     hub_api: Any = None
     hub_watches: dict[tuple[str, str], HubWatch] = {}
     webhook: QuotaWebhook | None = None
+    metrics_server: Any = None
 
 
 STATE = _State()
@@ -194,10 +195,11 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
     settings.queueing.worker_limit = 64
     metrics.BUILD_INFO.info({"version": __version__})
     port = int(os.environ.get("FLOTILLA_METRICS_PORT", "8080"))
-    if port:
+    if port and STATE.metrics_server is None:
         from prometheus_client import start_http_server
 
-        start_http_server(port, addr=os.environ.get("FLOTILLA_METRICS_ADDR", "127.0.0.1"))
+        server = start_http_server(port, addr=os.environ.get("FLOTILLA_METRICS_ADDR", "127.0.0.1"))[0]
+        STATE.metrics_server = server
     # Client calls run in threads: size the pool for concurrent member/hub round trips (the
     # default is min(32, cores + 4), 6 on a 2-core machine). Every call has a timeout.
     asyncio.get_running_loop().set_default_executor(
@@ -296,6 +298,10 @@ async def cleanup(**_: Any) -> None:
     STATE.hub_watches.clear()
     if STATE.members is not None:
         await asyncio.to_thread(STATE.members.stop_all)
+    if STATE.metrics_server is not None:  # (an operator run in a thread, e.g. by tests, is restarted)
+        await asyncio.to_thread(STATE.metrics_server.shutdown)
+        STATE.metrics_server.server_close()
+        STATE.metrics_server = None
     STATE.runtime = STATE.members = None
     STATE.leader_task = None
 

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Build (or reuse) the pinned control-plane binaries the Flotilla rig runs:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm and,
-# on request only, the Kubeflow training operator (component training-operator) and umoci, which
-# tools/image/build.sh uses to assemble the operator's OCI image without a container daemon.
+# on request only, the Kubeflow training operator (component training-operator), umoci, which
+# tools/image/build.sh uses to assemble the operator's OCI image without a container daemon, and
+# promrules, a small checker of Prometheus rule files built on Prometheus' own model/rulefmt and
+# promql/parser (tools/rig-bin/promrules/main.go; the chart's PrometheusRule is checked with it).
 #
 # Binaries are cached outside the repository, keyed by component and version:
 #   ${FLOTILLA_RIG_CACHE:-~/.cache/flotilla-rig}/<component>-<version>/
 # A warm cache makes this a no-op that takes well under a second.
 #
 # Usage: tools/rig-bin/build.sh [component ...]
-#   (default: etcd kubernetes kwok helm; training-operator and umoci are built only when named)
+#   (default: etcd kubernetes kwok helm; training-operator, umoci and promrules only when named)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -100,6 +102,7 @@ for c in "${want[@]}"; do
     training-operator) build training-operator "$TRAINING_OPERATOR_VERSION" training-operator "-s -w" \
       github.com/kubeflow/training-operator/cmd/training-operator.v1:training-operator ;;
     umoci) build umoci "$UMOCI_VERSION" umoci "-s -w" github.com/opencontainers/umoci/cmd/umoci:umoci ;;
+    promrules) build promrules "$PROMETHEUS_VERSION" promrules "-s -w" .:promrules ;;
     *) log "unknown component: $c"; exit 2 ;;
   esac
 done

@@ -120,10 +120,10 @@ class Detector:
                 template = await asyncio.to_thread(self.hub.patch, template, patch)
                 metrics.HUB_WRITES.labels(controller="detector", kind=kind).inc()
                 self.state.put_template(template)
-        components = interpreter.components(template)
-        group = pod_group_name(template, components)
-        pod_group = self.state.pod_groups.get((ns, group)) if group else None
-        try:
+        try:  # (an unreadable template, e.g. an invalid quantity, is told once, not retried)
+            components = interpreter.components(template)
+            group = pod_group_name(template, components)
+            pod_group = self.state.pod_groups.get((ns, group)) if group else None
             desired = desired_binding(template, policy, interpreter, pod_group)
         except ValueError as exc:
             self.emit(template, "Warning", "InvalidWorkload", str(exc))

@@ -253,9 +253,8 @@ class MemberController:
                     sorted(m["model"] for m in summary.get("gpuModels") or ())
                 )
         metrics.CLUSTER_READY.labels(cluster=name).set(1 if ready else 0)
-        for model in (status.get("resourceSummary") or {}).get("gpuModels") or ():
-            metrics.CLUSTER_GPUS.labels(cluster=name, gpu_model=model["model"]).set(model.get("total", 0))
-            metrics.CLUSTER_GPUS_FREE.labels(cluster=name, gpu_model=model["model"]).set(model.get("free", 0))
+        if problem is None:  # (a member with a problem has no figures: its last ones stay)
+            metrics.set_cluster_gpus(name, (status.get("resourceSummary") or {}).get("gpuModels") or ())
         # lastTransitionTime: when the member's readiness flipped (kept while the status holds).
         ready_condition = new_condition("Ready", ready, reason, message[:32768], generation, now=changed_at)
         status["conditions"] = set_condition(previous, ready_condition)

@@ -26,11 +26,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client import ApiException
-
 from flotilla import FIELD_MANAGER, metrics
-from flotilla.controllers.client import Client
-from flotilla.controllers.common import now, with_condition
+from flotilla.controllers.client import CLIENT_ERRORS, Client, failure_reason
+from flotilla.controllers.common import EmitEvent, now, template_stub, with_condition
 from flotilla.controllers.eviction import describe_tasks, kept_clusters, tasks_of
 from flotilla.controllers.hubstate import HubState, Key, status_items, targets
 from flotilla.controllers.member_copies import CopyRef, MemberCopies
@@ -41,6 +39,9 @@ from flotilla.interpreter import Interpreter, InterpreterRegistry, dependencies,
 log = logging.getLogger("flotilla")
 
 MemberClients = Callable[[str], Client | None]
+APPLY_ERRORS: tuple[type[BaseException], ...] = (*CLIENT_ERRORS, ValueError)
+"""What one apply may raise: the member's answer (or its absence), or ``ValueError`` when the
+template cannot be made into a copy for that member."""
 APPLIED_FIELDS = ("applied", "appliedMessage", "appliedGeneration", "memberUID", "appliedTime", "appliedHash")
 
 
@@ -68,8 +69,13 @@ class PropagationController:
         ensure_watch: Callable[[str, str, str], None],
         on_applied: Callable[[Key], None],
         member_ready: Callable[[str], bool] = lambda _name: True,
+        emit: EmitEvent = lambda *_a: None,
     ) -> None:
         self.hub, self.state, self.registry, self.copies = hub, state, registry, copies
+        self.emit = emit
+        self._failures: dict[Key, str] = {}
+        """The last ApplyFailed Event's message per binding: a failure retried with backoff is
+        posted once, and again only when what failed changes."""
         self.member_client = member_client
         self.ensure_watch = ensure_watch
         self.on_applied = on_applied
@@ -125,8 +131,30 @@ class PropagationController:
         # Recorded; retried with the queue's backoff. A member that is not Ready is not retried
         # on a timer (thousands of bindings would each log a line a minute): it turning Ready
         # re-queues every binding on it.
+        self._report(key, binding, results)
         if failed:
             raise RuntimeError("not applied: " + "; ".join(f"{c}: {m}" for c, m in sorted(failed.items())))
+
+    def _report(
+        self, key: Key, binding: Mapping[str, Any], results: Mapping[str, dict[str, Any] | None]
+    ) -> None:
+        """Events on the template: where its copies were applied, or why they could not be."""
+        applied = sorted(c for c, r in results.items() if r is not None and r.get("applied"))
+        failures = {
+            c: str(r.get("appliedMessage") or "not applied")
+            for c, r in results.items()
+            if r is not None and not r.get("applied")
+        }
+        stub = template_stub(binding)
+        if applied:
+            self.emit(stub, "Normal", "Applied", "applied to " + ", ".join(applied))
+        if failures:
+            message = "; ".join(f"{c}: {m}" for c, m in sorted(failures.items()))
+            if self._failures.get(key) != message:
+                self._failures[key] = message
+                self.emit(stub, "Warning", "ApplyFailed", message)
+        elif applied:
+            self._failures.pop(key, None)
 
     def _stray_clusters(self, key: Key, binding: Mapping[str, Any], chosen: Mapping[str, Any]) -> set[str]:
         """Clusters holding a copy (recorded, or seen by the member watch) that are not chosen,
@@ -156,6 +184,8 @@ class PropagationController:
             client = self.member_client(cluster)
             record = records.get(cluster) or {"clusterName": cluster}
             if client is None:
+                metrics.PROPAGATION_ATTEMPTS.labels(cluster=cluster, result="failed").inc()
+                metrics.PROPAGATION_FAILURES.labels(cluster=cluster, reason="NotConnected").inc()
                 results[cluster] = {
                     **record,
                     "applied": False,
@@ -196,7 +226,8 @@ class PropagationController:
                     client.apply(dep, FIELD_MANAGER)
                 stored = client.apply(obj, FIELD_MANAGER)
                 metrics.DISPATCHED.labels(cluster=cluster).inc()
-                metrics.PROPAGATION.observe(time.perf_counter() - started)
+                metrics.PROPAGATION_ATTEMPTS.labels(cluster=cluster, result="applied").inc()
+                metrics.PROPAGATION.labels(cluster=cluster).observe(time.perf_counter() - started)
                 results[cluster] = {
                     "clusterName": cluster,
                     **{k: v for k, v in record.items() if k not in APPLIED_FIELDS and k != "clusterName"},
@@ -206,12 +237,16 @@ class PropagationController:
                     "appliedTime": now(),
                     "appliedHash": applied_hash,
                 }
-            except (ApiException, LookupError, ValueError, OSError) as exc:
-                reason = getattr(exc, "body", None) or str(exc)
+            except APPLY_ERRORS as exc:
+                # ValueError: the template could not be made into a copy for this member.
+                why = "InterpreterError" if isinstance(exc, ValueError) else failure_reason(exc)
+                metrics.PROPAGATION_ATTEMPTS.labels(cluster=cluster, result="failed").inc()
+                metrics.PROPAGATION_FAILURES.labels(cluster=cluster, reason=why).inc()
+                detail = getattr(exc, "body", None) or str(exc)
                 results[cluster] = {
                     **record,
                     "applied": False,
-                    "appliedMessage": f"apply failed: {str(reason)[:500]}",
+                    "appliedMessage": f"apply failed ({why}): {str(detail)[:500]}",
                 }
                 self._namespaces.discard((cluster, key[0]))
         stub = object_ref(api_version, kind, name, key[0])
@@ -263,7 +298,7 @@ class PropagationController:
             }
         try:
             client.delete(stub)
-        except (ApiException, LookupError, OSError) as exc:
+        except CLIENT_ERRORS as exc:
             return {**base, "applied": False, "appliedMessage": f"pending removal: {str(exc)[:300]}"}
         return None
 
@@ -369,6 +404,7 @@ class PropagationController:
         """The binding is gone (or going): remove every copy it has anywhere."""
         self._decisions.pop(key, None)
         self._unrecorded.pop(key, None)
+        self._failures.pop(key, None)
         last = binding or self.tombstones.get(key)
         refs = self.copies.copies_of(key)
         if last is not None:

@@ -32,7 +32,7 @@ from kubernetes.client import ApiClient
 
 from flotilla import API_GROUP
 from flotilla.api import GROUP_VERSION
-from flotilla.controllers.client import Client, KubeClient
+from flotilla.controllers.client import Client, KubeClient, MeteredClient
 from flotilla.controllers.common import EmitEvent
 from flotilla.controllers.detector import Detector
 from flotilla.controllers.eviction import evicted_clusters, tasks_of
@@ -97,6 +97,19 @@ class Runtime:
                 client = clients[id(api)] = KubeClient(api)
             return client
 
+        inner_member_client = member_client or default_member_client
+        metered: dict[str, tuple[Client, MeteredClient]] = {}
+
+        def metered_member_client(name: str) -> Client | None:
+            """Every controller's member client: timed, its errors counted, by member."""
+            inner = inner_member_client(name)
+            if inner is None:
+                return None
+            entry = metered.get(name)
+            if entry is None or entry[0] is not inner:
+                entry = metered[name] = (inner, MeteredClient(inner, name))
+            return entry[1]
+
         self.detector = Detector(
             hub,
             self.state,
@@ -106,7 +119,7 @@ class Runtime:
             self._desired,
             hold_back=hold_back,
         )
-        self.member_client = member_client or default_member_client
+        self.member_client = metered_member_client
         self.quota = QuotaController(
             hub,
             self.state,
@@ -134,6 +147,7 @@ class Runtime:
             self._ensure_watch_threadsafe,
             self._applied,
             member_ready,
+            emit_event,
         )
         self.status = StatusController(
             hub,
@@ -271,6 +285,7 @@ class Runtime:
 
     def _decided(self, key: Key, decision: Decision) -> None:
         self.propagation.note_decision(key, decision)
+        self.status.note_decision(key, decision)
         self.propagation_queue.add(key)
         self.failover_queue.add(key)  # e.g. placed on a member whose taint is tolerated for a while
 

@@ -15,16 +15,24 @@ write fails, and confirmed pod by pod as the members report the workload's pods 
 ``flotilla.dev/binding`` label propagation puts on every pod template; the inventory passes it to
 the cache as the pod's owner). The status controller drops what is left once the workload is
 healthy everywhere (kinds whose pods carry no label: InferenceService).
+
+Metrics (see docs/operations.md): every attempt is counted by result (scheduled, unschedulable,
+error) and timed whole and for the algorithm alone; one attempt in ten also times each plugin
+(the scheduler core's observer hook, :class:`flotilla.metrics.SchedulerObserver`). Waiting
+workloads are gauged by reason and by the plugins that rejected them; a first placement observes
+the wait since the template's creation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes.client import ApiException
@@ -52,7 +60,9 @@ from flotilla.controllers.workloads import (
 from flotilla.interpreter.keys import pod_owner
 from flotilla.quota import binding_cluster_usage
 from flotilla.scheduler import Scheduler, SchedulerCache
+from flotilla.scheduler.core import ScheduleOutcome
 from flotilla.scheduler.quantity import ResourceList
+from flotilla.scheduler.workload import Workload
 
 log = logging.getLogger("flotilla")
 
@@ -72,12 +82,24 @@ class Decision:
     summary: str
     reason: str = "Scheduled"
     """The ``Scheduled`` condition's reason: ``Scheduled``, or ``Evicted`` for a failover's decision."""
+    at: float = 0.0
+    """When it was made (``time.time()``)."""
+    added: frozenset[str] = field(default_factory=frozenset)
+    """Clusters this decision placed the workload on that it was not on before."""
 
     @classmethod
     def of(
-        cls, stored: Mapping[str, Any], message: str, outcome: Any, summary: str, reason: str = "Scheduled"
+        cls,
+        stored: Mapping[str, Any],
+        message: str,
+        outcome: Any,
+        summary: str,
+        reason: str = "Scheduled",
+        before: Iterable[str] = (),
     ) -> Decision:
-        """The decision recorded in ``stored`` (the binding as written), explained by ``outcome``."""
+        """The decision recorded in ``stored`` (the binding as written), explained by ``outcome``;
+        ``before``: the clusters the workload was on until then."""
+        chosen = {str(c["name"]) for c in (stored.get("spec") or {}).get("clusters") or ()}
         return cls(
             generation=int(stored["metadata"].get("generation") or 0),
             message=message,
@@ -85,6 +107,8 @@ class Decision:
             time=now(),
             summary=summary,
             reason=reason,
+            at=time.time(),
+            added=frozenset(chosen - set(before)),
         )
 
 
@@ -96,6 +120,25 @@ def decided(binding: Mapping[str, Any]) -> bool:
         and inputs == annotations.get(SCHEDULED_HASH_ANNOTATION)
         and bool((binding.get("spec") or {}).get("clusters"))
     )
+
+
+def rejecting_plugins(outcome: Any) -> frozenset[str]:
+    """The plugins that rejected a cluster in an Unschedulable outcome (or the cycle as a whole)."""
+    diagnosis = outcome.diagnosis
+    plugins = {s.plugin for s in diagnosis.cluster_statuses.values() if s.plugin}
+    plugins.update(diagnosis.plugins)
+    return frozenset(plugins or ("Unknown",))
+
+
+def created_at(obj: Mapping[str, Any] | None) -> float | None:
+    """An object's creationTimestamp as seconds since the epoch (None when absent or unreadable)."""
+    stamp = ((obj or {}).get("metadata") or {}).get("creationTimestamp")
+    if not stamp:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def summary_of(targets: list[dict[str, Any]]) -> str:
@@ -115,30 +158,86 @@ class SchedulingController:
         on_decided: Callable[[Key, Decision], None],
         scheduler: Scheduler | None = None,
         quota_left: QuotaLeft = lambda _key, _decided: None,
+        profile: str = metrics.PROFILE,
     ) -> None:
         self.hub, self.state, self.cache, self.lock, self.emit = hub, state, cache, lock, emit
         self.on_decided = on_decided
         self.scheduler = scheduler or Scheduler()
         self.quota_left = quota_left
+        self.profile = profile
+        self.observer = metrics.SchedulerObserver(profile)
         self.pending: set[Key] = set()
+        """Bindings waiting for a placement (retried when capacity changes, or with backoff)."""
+        self._waiting: dict[Key, tuple[str, frozenset[str]]] = {}
+        self._since: dict[Key, float] = {}
+        """When each waiting binding started waiting (``time.monotonic()``)."""
+        self._reasons: Counter[str] = Counter()
+        self._plugins: Counter[str] = Counter()
+        self._errors: dict[Key, str] = {}
+        for reason in ("NoClusterFits", "SchedulerError"):
+            metrics.PENDING.labels(reason=reason).set(0)
+        metrics.OLDEST_PENDING.set_function(self.oldest_wait)
         self._desired: dict[Key, dict[str, Any]] = {}
         self._quota_usage: dict[Key, dict[str, ResourceList]] = {}
         """Per-cluster usage of decisions in namespaces with quota shares, until they are forgotten:
         a decision counts against the shares before its binding write comes back."""
+
+    def oldest_wait(self) -> float:
+        """Seconds the longest-waiting binding has waited (read at each scrape)."""
+        since = min(list(self._since.values()), default=None)  # (a copy: the loop may add keys)
+        return 0.0 if since is None else time.monotonic() - since
 
     def release(self, key: Key) -> None:
         """Drop the reservation of a binding that is gone."""
         with self.lock:
             self.cache.forget(f"{key[0]}/{key[1]}")
             self._quota_usage.pop(key, None)
-        self._set_pending(key, False)
+        self._set_pending(key, None)
+        self._errors.pop(key, None)
 
-    def _set_pending(self, key: Key, waiting: bool) -> None:
-        if waiting:
+    def _set_pending(self, key: Key, reason: str | None, plugins: frozenset[str] = frozenset()) -> None:
+        """Whether the binding waits (``reason``: NoClusterFits or SchedulerError; None: it does
+        not), and the plugins that rejected it; the gauges follow, counted incrementally."""
+        old = self._waiting.pop(key, None)
+        new = (reason, plugins) if reason is not None else None
+        if new is not None:
+            self._waiting[key] = new
             self.pending.add(key)
+            self._since.setdefault(key, time.monotonic())
         else:
             self.pending.discard(key)
-        metrics.PENDING.set(len(self.pending))
+            self._since.pop(key, None)
+        if old == new:
+            return
+        if old is not None:
+            self._reasons[old[0]] -= 1
+            self._plugins.subtract(old[1])
+        if new is not None:
+            self._reasons[new[0]] += 1
+            self._plugins.update(new[1])
+        for r in {x[0] for x in (old, new) if x is not None}:
+            metrics.PENDING.labels(reason=r).set(self._reasons[r])
+        for plugin in (old[1] if old else frozenset()) | (new[1] if new else frozenset()):
+            metrics.UNSCHEDULABLE.labels(plugin=plugin, profile=self.profile).set(self._plugins[plugin])
+
+    def _schedule(self, workload: Workload) -> ScheduleOutcome:
+        """One run of the algorithm on a fresh snapshot (the caller holds ``self.lock``); timed,
+        and one run in ten with every plugin call timed through the framework's observer hook."""
+        scheduler = self.scheduler
+        return self.observer.timed(
+            scheduler.framework, lambda: scheduler.schedule(self.cache.snapshot(), workload)
+        )
+
+    def _failed(self, key: Key, target: Mapping[str, Any], exc: Exception, started: float) -> None:
+        """The scheduler (or the workload's conversion) raised: counted, gauged, and told on the
+        template once per distinct error (the key is retried with backoff)."""
+        metrics.observe_schedule("error", time.perf_counter() - started, self.profile)
+        self._set_pending(key, "SchedulerError")
+        message = f"scheduler error: {exc}"[:1024]
+        if self._errors.get(key) != message:
+            self._errors[key] = message
+            if (target.get("spec") or {}).get("resource"):
+                self.emit(template_stub(target), "Warning", "FailedScheduling", message)
 
     def note_desired(self, key: Key, desired: dict[str, Any]) -> None:
         """Called by the detector (on the loop): the binding as it should be; written by the next run."""
@@ -161,7 +260,7 @@ class SchedulingController:
             self.release(key)
             return
         if decided(binding):
-            self._set_pending(key, False)
+            self._set_pending(key, None)
             return
         await self._write(key, binding, None)
 
@@ -179,51 +278,65 @@ class SchedulingController:
         targets: list[dict[str, Any]] | None = None
         outcome: Any = None
         elapsed = 0.0
+        started = time.perf_counter()
         if decide:
             wl_key = f"{key[0]}/{key[1]}"
-            started = time.perf_counter()
-            with self.lock:  # one decision at a time: reservations and quota shares stay exact
-                self.cache.forget(wl_key)
-                self._quota_usage.pop(key, None)
-                limits = self.quota_left(key, self._quota_usage)
-                # Clusters the workload was evicted from stay out while the eviction task stands.
-                workload = scheduler_workload(
-                    target, evicted_from=evicted_clusters(binding), cluster_limits=limits
-                )
-                outcome = self.scheduler.schedule(self.cache.snapshot(), workload)
-                if outcome.ok:
-                    self.cache.assume(wl_key, outcome.assignments, owner=pod_owner(*key))
-                    targets = self._targets(target, outcome)
-                    if limits is not None:
-                        self._quota_usage[key] = binding_cluster_usage(
-                            {"spec": {**target["spec"], "clusters": targets}}
-                        )
+            try:
+                with self.lock:  # one decision at a time: reservations and quota shares stay exact
+                    self.cache.forget(wl_key)
+                    self._quota_usage.pop(key, None)
+                    limits = self.quota_left(key, self._quota_usage)
+                    # Clusters the workload was evicted from stay out while the eviction task stands.
+                    workload = scheduler_workload(
+                        target, evicted_from=evicted_clusters(binding), cluster_limits=limits
+                    )
+                    outcome = self._schedule(workload)
+                    if outcome.ok:
+                        self.cache.assume(wl_key, outcome.assignments, owner=pod_owner(*key))
+                        targets = self._targets(target, outcome)
+                        if limits is not None:
+                            self._quota_usage[key] = binding_cluster_usage(
+                                {"spec": {**target["spec"], "clusters": targets}}
+                            )
+            except Exception as exc:
+                self._failed(key, target, exc, started)
+                raise
             elapsed = time.perf_counter() - started
-            metrics.observe_schedule(outcome.ok, elapsed)
             if outcome.ok:
                 annotations[SCHEDULED_HASH_ANNOTATION] = inputs
         try:
             with self.state.writing(key):
                 stored = await self._store(binding, desired, annotations, targets)
-        except Exception:
+        except Exception as exc:
             if targets is not None:
                 self.release(key)  # the decision was not recorded: its reservation must not stay
+            if decide and not (isinstance(exc, ApiException) and exc.status == 409):
+                # (A write that lost a conflict is decided again, and counted then.)
+                metrics.observe_schedule("error", time.perf_counter() - started, self.profile)
             raise
         if stored is None:
             return
+        self._errors.pop(key, None)
         if decide and outcome is not None and not outcome.ok:
-            self._set_pending(key, True)
+            self._set_pending(key, "NoClusterFits", rejecting_plugins(outcome))
             generation = int(stored["metadata"].get("generation") or 0)
             await self._record_unschedulable(
                 stored, outcome.message, outcome.explanation.to_dict(), generation
             )
+            metrics.observe_schedule("unschedulable", time.perf_counter() - started, self.profile)
             return
         if targets is None:
             return  # the spec was refreshed (e.g. the template's UID); the decision stands
-        self._set_pending(key, False)
+        metrics.observe_schedule("scheduled", time.perf_counter() - started, self.profile)
+        self._set_pending(key, None)
+        before = [str(c["name"]) for c in ((binding or {}).get("spec") or {}).get("clusters") or ()]
+        if not before:  # a first placement: how long the workload waited for it (Kueue's admission wait)
+            created = created_at(self.state.template_of(stored))
+            if created is not None:
+                metrics.ADMISSION_WAIT.observe(max(0.0, time.time() - created))
         summary = summary_of(targets)
         message = f"scheduled to {summary} in {elapsed * 1000:.1f} ms"
-        self.on_decided(key, Decision.of(stored, message, outcome, summary))
+        self.on_decided(key, Decision.of(stored, message, outcome, summary, before=before))
         # One Event, on the template users look at; the binding carries the same in its condition.
         self.emit(template_stub(stored), "Normal", "Scheduled", message)
         await self._update_pod_group(stored, targets[0]["name"], None)
@@ -249,26 +362,32 @@ class SchedulingController:
         evicted = evicted_clusters(binding) | frozenset(lost)
         wl_key = f"{key[0]}/{key[1]}"
         started = time.perf_counter()
-        with self.lock:
-            if only is not None:
-                evicted |= frozenset(n for n in self.cache.snapshot().clusters if n != only)
-            usage = self._quota_usage.pop(key, None)
-            limits = self.quota_left(key, self._quota_usage)
-            workload = scheduler_workload(
-                basis, evicted_from=evicted, cluster_limits=limits, keep_current=True
-            )
-            outcome = self.scheduler.schedule(self.cache.snapshot(), workload)
-            if outcome.ok:
-                self.cache.forget(wl_key)
-                self.cache.assume(wl_key, outcome.assignments, owner=pod_owner(*key))
-                targets = self._targets(basis, outcome)
-                if limits is not None:
-                    self._quota_usage[key] = binding_cluster_usage({"spec": {**spec, "clusters": targets}})
-            elif usage is not None:
-                self._quota_usage[key] = usage
+        try:
+            with self.lock:
+                if only is not None:
+                    evicted |= frozenset(n for n in self.cache.snapshot().clusters if n != only)
+                usage = self._quota_usage.pop(key, None)
+                limits = self.quota_left(key, self._quota_usage)
+                workload = scheduler_workload(
+                    basis, evicted_from=evicted, cluster_limits=limits, keep_current=True
+                )
+                outcome = self._schedule(workload)
+                if outcome.ok:
+                    self.cache.forget(wl_key)
+                    self.cache.assume(wl_key, outcome.assignments, owner=pod_owner(*key))
+                    targets = self._targets(basis, outcome)
+                    if limits is not None:
+                        self._quota_usage[key] = binding_cluster_usage(
+                            {"spec": {**spec, "clusters": targets}}
+                        )
+                elif usage is not None:
+                    self._quota_usage[key] = usage
+        except Exception:
+            metrics.observe_schedule("error", time.perf_counter() - started, self.profile)
+            raise
         elapsed = time.perf_counter() - started
-        metrics.observe_schedule(outcome.ok, elapsed)
         if not outcome.ok:
+            metrics.observe_schedule("unschedulable", elapsed, self.profile)
             return str(outcome.message)
         meta: dict[str, Any] = {"resourceVersion": binding["metadata"].get("resourceVersion")}
         if only is not None:
@@ -280,14 +399,17 @@ class SchedulingController:
                     stored = await asyncio.to_thread(self.hub.patch, binding, body)
         except Exception:
             self.release(key)  # not recorded: the reservation must not stay (the next try decides again)
+            metrics.observe_schedule("error", time.perf_counter() - started, self.profile)
             raise
+        metrics.observe_schedule("scheduled", time.perf_counter() - started, self.profile)
         metrics.HUB_WRITES.labels(controller="failover", kind="ResourceBinding").inc()
         self.state.put_binding(stored)
         summary = summary_of(targets)
         was = summary_of(spec.get("clusters") or [])
         why = describe_tasks(t for t in tasks if t["fromCluster"] in lost)
         message = f"{why}: rescheduled from {was} to {summary} in {elapsed * 1000:.1f} ms"
-        self.on_decided(key, Decision.of(stored, message, outcome, summary, reason="Evicted"))
+        before = [str(c["name"]) for c in spec.get("clusters") or ()]
+        self.on_decided(key, Decision.of(stored, message, outcome, summary, reason="Evicted", before=before))
         self.emit(template_stub(stored), "Warning", "Evicted", message)
         if spec.get("schedulingGroup"):
             await self._update_pod_group(stored, targets[0]["name"], None)

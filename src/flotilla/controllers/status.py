@@ -9,7 +9,9 @@ observed the spec Flotilla applied from that generation, so ``kubectl rollout st
 GitOps health checks work on the hub. The scheduler cache's reservation for the workload is
 confirmed pod by pod as the members report its pods (see the scheduling controller); what is
 left of it is dropped when every chosen member reports its copy healthy (pods without Flotilla's
-label: InferenceService, copies applied before pod templates were labelled).
+label: InferenceService, copies applied before pod templates were labelled). The time from a
+decision to the copy on each member it added reporting healthy is observed
+(``flotilla_scheduled_until_ready_wait_time_seconds{cluster}``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,7 +31,7 @@ from flotilla.controllers.common import same_conditions
 from flotilla.controllers.hubstate import HubState, Key, targets
 from flotilla.controllers.member_copies import MemberCopies
 from flotilla.controllers.propagation import APPLIED_FIELDS, PropagationController
-from flotilla.controllers.scheduling import decided
+from flotilla.controllers.scheduling import Decision, decided
 from flotilla.interpreter import Health, InterpreterRegistry
 from flotilla.scheduler import SchedulerCache
 
@@ -56,10 +59,35 @@ class StatusController:
         self.on_health: Callable[[Key, dict[str, Health]], None] = lambda _key, _healths: None
         """Told the health verdict of each chosen cluster's copy (members that are Ready and have
         it) at every reconcile: application failover's clock (set by the runtime)."""
+        self._awaiting: dict[Key, tuple[float, set[str]]] = {}
+        """Per binding: when its last decision was made, and the clusters it added whose copy has
+        not reported healthy yet."""
+
+    def note_decision(self, key: Key, decision: Decision) -> None:
+        """A decision was made (on the loop): time its new clusters until their copies are healthy."""
+        if decision.added:
+            self._awaiting[key] = (decision.at, set(decision.added))
+        else:
+            self._awaiting.pop(key, None)
+
+    def _observe_ready(self, key: Key, healths: Mapping[str, Health]) -> None:
+        entry = self._awaiting.get(key)
+        if entry is None:
+            return
+        at, waiting = entry
+        for cluster in sorted(waiting):
+            if healths.get(cluster) == Health.HEALTHY:
+                metrics.READY_WAIT.labels(cluster=cluster).observe(max(0.0, time.time() - at))
+                waiting.discard(cluster)
+        if not waiting:
+            del self._awaiting[key]
 
     async def reconcile(self, key: Key) -> None:
         binding = self.state.bindings.get(key)
-        if binding is None or binding["metadata"].get("deletionTimestamp") or not decided(binding):
+        if binding is None or binding["metadata"].get("deletionTimestamp"):
+            self._awaiting.pop(key, None)
+            return
+        if not decided(binding):
             return
         template = self.state.template_of(binding)
         resource = binding["spec"]["resource"]
@@ -94,6 +122,8 @@ class StatusController:
             else:
                 observed_all = observed_all and cluster not in chosen
             items[cluster] = item
+        self._awaiting_gone(key, chosen)
+        self._observe_ready(key, healths)
         await self._write_binding(key, items)
         self.on_health(key, healths)
         if set(healths) >= set(chosen) and all(h == Health.HEALTHY for h in healths.values()):
@@ -128,6 +158,14 @@ class StatusController:
             raise
         metrics.HUB_WRITES.labels(controller="status", kind=resource["kind"]).inc()
         self.state.put_template(updated)
+
+    def _awaiting_gone(self, key: Key, chosen: Mapping[str, Any]) -> None:
+        """Clusters no longer chosen (moved again before their copy was ready) are not waited for."""
+        entry = self._awaiting.get(key)
+        if entry is not None:
+            entry[1].intersection_update(chosen)
+            if not entry[1]:
+                del self._awaiting[key]
 
     def _confirm(self, key: Key) -> None:
         with self.lock:

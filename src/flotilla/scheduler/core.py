@@ -31,7 +31,8 @@ from flotilla.scheduler.division import aggregate, divide
 from flotilla.scheduler.framework import Code, CycleState, Diagnosis, Status
 from flotilla.scheduler.nodefit import ClusterPlacer, PodAssignment
 from flotilla.scheduler.placement import AGGREGATED, DUPLICATED, ClusterAffinity, Placement
-from flotilla.scheduler.plugins import cluster_affinity, node_resources_fit
+from flotilla.scheduler.plugins import cluster_affinity, node_resources_fit, spread_constraint
+from flotilla.scheduler.plugins.quota_static_assignment import NAME as QUOTA_PLUGIN
 from flotilla.scheduler.plugins.quota_static_assignment import pod_usage, pods_within
 from flotilla.scheduler.quantity import scale, sub
 from flotilla.scheduler.runtime import Framework, ScoreEntry
@@ -423,7 +424,7 @@ class Scheduler:
         ranked = sorted(feasible, key=lambda c: totals[c.name], reverse=True)
         selected, reason = select_clusters(ranked, workload.placement.spread_constraints)
         if reason is not None:
-            return self._fail(snapshot, expl, reason)
+            return self._fail(snapshot, expl, reason, spread_constraint.NAME)
         expl.selected = [c.name for c in selected]
 
         outcome: ScheduleOutcome
@@ -450,9 +451,13 @@ class Scheduler:
         return outcome
 
     # -- placement per mode --------------------------------------------------------------------
-    def _fail(self, snapshot: Snapshot, expl: Explanation, reason: str) -> Unschedulable:
+    def _fail(
+        self, snapshot: Snapshot, expl: Explanation, reason: str, plugin: str = node_resources_fit.NAME
+    ) -> Unschedulable:
+        """Unschedulable for a cycle-level ``reason``, which ``plugin``'s verdict stands for."""
         expl.notes.append(reason)
-        return Unschedulable(Diagnosis(len(snapshot.clusters), dict(expl.statuses), [reason]), expl)
+        diagnosis = Diagnosis(len(snapshot.clusters), dict(expl.statuses), [reason], [plugin])
+        return Unschedulable(diagnosis, expl)
 
     def _result(
         self, placers: Mapping[str, ClusterPlacer], comps: Sequence[Component], expl: Explanation
@@ -606,7 +611,7 @@ class Scheduler:
                 reason = f"{wanted} {comp.name} replica(s) requested but only {fit} fit {where}"
                 if kept_here:
                     reason += f" (besides the {sum(kept_here.values())} kept)"
-                return self._fail(snapshot, expl, reason)
+                return self._fail(snapshot, expl, reason, QUOTA_PLUGIN if left else node_resources_fit.NAME)
             for name in sorted(split):
                 if split[name] <= 0:
                     continue

@@ -207,6 +207,9 @@ class Diagnosis:
     num_clusters: int
     cluster_statuses: dict[str, Status] = field(default_factory=dict)
     extra_reasons: list[str] = field(default_factory=list)
+    plugins: list[str] = field(default_factory=list)
+    """Plugins behind the cycle-level ``extra_reasons`` (e.g. NodeResourcesFit when the replicas
+    do not fit at node level, SpreadConstraint when the spread cannot be met)."""
 
     def histogram(self) -> list[tuple[str, int]]:
         counts: Counter[str] = Counter()
