@@ -140,3 +140,10 @@ QUOTA_HARD = Gauge(
     "FederatedResourceQuota limit (canonical units).",
     ["namespace", "name", "resource"],
 )
+HUB_HOLD = Counter(
+    "flotilla_hub_hold_total",
+    "Hub hold admission answers by workload kind and action (managed_by: spec.managedBy set on a "
+    "Job or JobSet | gated: a pod got the flotilla.dev/hub-hold scheduling gate | passed: not "
+    "propagated | refused: a pod with nodeName | error: a lookup failed, admitted unchanged).",
+    ["kind", "action"],
+)

@@ -10,6 +10,7 @@ from flotilla.interpreter.base import Interpreter, Obj
 from flotilla.interpreter.keys import (
     ANNOTATION_CLUSTER,
     FLOTILLA_PREFIX,
+    HUB_MANAGER,
     HUB_ONLY_ANNOTATIONS,
     LABEL_BINDING_NAME,
     LABEL_BINDING_NAMESPACE,
@@ -19,7 +20,20 @@ from flotilla.interpreter.keys import (
 )
 from flotilla.interpreter.podspec import pod_dependencies
 
-__all__ = ["dependencies", "ownership_labels", "prepare_for_member", "strip_hub_fields"]
+__all__ = [
+    "MANAGED_BY_KINDS",
+    "dependencies",
+    "managed_by_field",
+    "ownership_labels",
+    "prepare_for_member",
+    "strip_hub_fields",
+]
+
+MANAGED_BY_KINDS = frozenset({("batch", "Job"), ("jobset.x-k8s.io", "JobSet")})
+"""Kinds whose ``spec.managedBy`` takes any domain-prefixed value and makes their controller skip
+the object (Job: Kubernetes 1.32+, on by default; JobSet: v0.6+). Kubeflow's ``runPolicy.managedBy``
+and KubeRay's ``spec.managedBy`` accept only their own controller or Kueue's MultiKueue, so those
+kinds are held on the hub by the pod scheduling gate instead (see :mod:`flotilla.hubhold`)."""
 
 HUB_ONLY_METADATA = (
     "uid",
@@ -35,6 +49,12 @@ HUB_ONLY_METADATA = (
 )
 
 
+def managed_by_field(api_version: str, kind: str) -> str | None:
+    """``"spec.managedBy"`` for the kinds in :data:`MANAGED_BY_KINDS`, else None."""
+    group = api_version.rpartition("/")[0]
+    return "spec.managedBy" if (group, kind) in MANAGED_BY_KINDS else None
+
+
 def ownership_labels(binding: tuple[str, str]) -> dict[str, str]:
     """The labels that mark a member object as Flotilla's copy for ``(namespace, name)`` of a binding."""
     namespace, name = binding
@@ -47,11 +67,15 @@ def strip_hub_fields(obj: Obj) -> dict[str, Any]:
     Removed: server-set metadata (uid, resourceVersion, generation, creationTimestamp,
     managedFields, ownerReferences, finalizers, deletion*, selfLink), ``status``, kubectl's
     last-applied annotation, hub-controller annotations, every ``flotilla.dev/`` label and
-    annotation except :data:`~flotilla.interpreter.keys.MEMBER_VISIBLE_ANNOTATIONS`, and a
-    Service's hub-allocated cluster IPs.
+    annotation except :data:`~flotilla.interpreter.keys.MEMBER_VISIBLE_ANNOTATIONS`, a
+    Service's hub-allocated cluster IPs, and the hub hold's ``spec.managedBy``
+    (:data:`~flotilla.interpreter.keys.HUB_MANAGER`: the member's own controller runs the copy).
     """
     out = copy.deepcopy(dict(obj))
     out.pop("status", None)
+    spec = out.get("spec")
+    if isinstance(spec, dict) and spec.get("managedBy") == HUB_MANAGER:
+        del spec["managedBy"]
     metadata = out.setdefault("metadata", {})
     for key in HUB_ONLY_METADATA:
         metadata.pop(key, None)
