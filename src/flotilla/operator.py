@@ -58,7 +58,7 @@ import kopf
 
 from flotilla import API_GROUP, API_VERSION, __version__, kube, metrics
 from flotilla.admission.settings import WebhookSettings
-from flotilla.api import GROUP_VERSION, ignored_field_message, ignored_fields_in
+from flotilla.api import GROUP_VERSION, PODGROUP_FIELDS, ignored_field_message, ignored_fields_in
 from flotilla.controllers.client import KubeClient
 from flotilla.controllers.hub_watch import HubWatch
 from flotilla.controllers.members import MemberController
@@ -320,6 +320,9 @@ async def on_policy(type: str | None, body: kopf.Body, **_: Any) -> None:
 
 @kopf.on.event(API_GROUP, API_VERSION, "podgroups")
 async def on_pod_group(type: str | None, body: kopf.Body, **_: Any) -> None:
+    if type in (None, "ADDED", "MODIFIED"):
+        for path in ignored_fields_in(dict(body), PODGROUP_FIELDS):
+            _emit(body, "Warning", "IgnoredField", ignored_field_message(path, PODGROUP_FIELDS))
     runtime().on_pod_group(type, body)
 
 

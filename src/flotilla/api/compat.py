@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from flotilla.api.policy import FLOTILLA_SCHEDULER_NAMES
+
 
 class Support(StrEnum):
     SUPPORTED = "supported"
@@ -86,8 +88,9 @@ KARMADA_POLICY_FIELDS: tuple[FieldSupport, ...] = (
     FieldSupport("spec.dependentOverrides", IG, "Flotilla has no OverridePolicy."),
     FieldSupport(
         "spec.schedulerName",
-        S,
-        "Flotilla schedules unset, default-scheduler and flotilla; other values are left to their scheduler.",
+        IG,
+        "Flotilla schedules every workload a policy selects, whatever scheduler is named.",
+        FLOTILLA_SCHEDULER_NAMES,
     ),
     FieldSupport(
         f"{_APP}.decisionConditions.tolerationSeconds",
@@ -112,8 +115,15 @@ KARMADA_POLICY_FIELDS: tuple[FieldSupport, ...] = (
         ("Abort",),
     ),
     FieldSupport("spec.activationPreference", IG, "Policy changes apply at once."),
-    FieldSupport("spec.suspension.dispatching", S, "Stops propagation to every cluster.", (False,)),
-    FieldSupport("spec.suspension.dispatchingOnClusters", S, "Stops propagation to the listed clusters."),
+    FieldSupport(
+        "spec.suspension.dispatching", IG, "Propagation cannot be suspended; copies stay in step.", (False,)
+    ),
+    FieldSupport(
+        "spec.suspension.dispatchingOnClusters",
+        IG,
+        "Propagation cannot be suspended per cluster; copies stay in step.",
+        ({},),
+    ),
     FieldSupport(
         "spec.preserveResourcesOnDeletion", IG, "Member copies are removed with the template.", (False,)
     ),
@@ -144,9 +154,11 @@ KARMADA_QUOTA_FIELDS: tuple[FieldSupport, ...] = (
 VOLCANO_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
     FieldSupport("spec.minMember", S, "Gang size; 0 or unset means all replicas of the workload."),
     FieldSupport("spec.minTaskMember", S, "Per-role minimum; the sum may not exceed minMember."),
-    FieldSupport("spec.minResources", S, "Clusters that cannot fit these are filtered out."),
+    FieldSupport(
+        "spec.minResources", IG, "The gang's fit comes from its pods' requests, node by node, not from this."
+    ),
     FieldSupport("spec.queue", IG, "Flotilla has no queues; immutable once set.", ("default",)),
-    FieldSupport("spec.priorityClassName", S, "Orders gangs waiting for capacity."),
+    FieldSupport("spec.priorityClassName", IG, "Waiting gangs are retried in arrival order, not by class."),
     FieldSupport(
         "spec.networkTopology", IG, "Network-tier placement is not implemented; use maxClusters: 1."
     ),
@@ -163,8 +175,10 @@ VOLCANO_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
 
 SCHEDULER_PLUGINS_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
     FieldSupport("spec.minMember", S, "Gang size (scheduler-plugins requires >= 1; Flotilla accepts 0)."),
-    FieldSupport("spec.minResources", S, "Clusters that cannot fit these are filtered out."),
-    FieldSupport("spec.scheduleTimeoutSeconds", S, "Waiting longer marks the group Failed."),
+    FieldSupport(
+        "spec.minResources", IG, "The gang's fit comes from its pods' requests, node by node, not from this."
+    ),
+    FieldSupport("spec.scheduleTimeoutSeconds", IG, "A gang waits for capacity as long as it takes."),
     FieldSupport("status.phase", ST, "Pending, Scheduling, Running, Finished, Failed, Unknown."),
     FieldSupport("status.running", ST, "Members running."),
     FieldSupport("status.succeeded", ST, "Members succeeded."),
@@ -181,10 +195,13 @@ FLOTILLA_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
 
 IGNORED_KARMADA_FIELDS: tuple[str, ...] = tuple(f.path for f in KARMADA_POLICY_FIELDS if f.support is IG)
 """Policy fields the operator accepts without acting on them (warn when set, see ignored_fields_in)."""
-IGNORED_PODGROUP_FIELDS: tuple[str, ...] = tuple(
-    f.path for f in VOLCANO_PODGROUP_FIELDS + SCHEDULER_PLUGINS_PODGROUP_FIELDS if f.support is IG
+PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
+    tuple({f.path: f for f in SCHEDULER_PLUGINS_PODGROUP_FIELDS + VOLCANO_PODGROUP_FIELDS}.values())
+    + FLOTILLA_PODGROUP_FIELDS
 )
-"""PodGroup fields the operator accepts without acting on them."""
+"""Every PodGroup field (Volcano's row where both projects have one): what the operator reads."""
+IGNORED_PODGROUP_FIELDS: tuple[str, ...] = tuple(f.path for f in PODGROUP_FIELDS if f.support is IG)
+"""PodGroup fields the operator accepts without acting on them (warn when set, see ignored_fields_in)."""
 
 
 def _values_at(obj: Any, parts: Sequence[str]) -> Iterable[Any]:
