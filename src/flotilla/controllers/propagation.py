@@ -30,7 +30,7 @@ from kubernetes.client import ApiException
 
 from flotilla import FIELD_MANAGER, metrics
 from flotilla.controllers.client import Client
-from flotilla.controllers.common import now, with_condition
+from flotilla.controllers.common import EmitEvent, now, with_condition
 from flotilla.controllers.eviction import describe_tasks, kept_clusters, tasks_of
 from flotilla.controllers.hubstate import HubState, Key, status_items, targets
 from flotilla.controllers.member_copies import CopyRef, MemberCopies
@@ -68,8 +68,11 @@ class PropagationController:
         ensure_watch: Callable[[str, str, str], None],
         on_applied: Callable[[Key], None],
         member_ready: Callable[[str], bool] = lambda _name: True,
+        emit: EmitEvent = lambda *_a: None,
     ) -> None:
         self.hub, self.state, self.registry, self.copies = hub, state, registry, copies
+        self.emit = emit
+        self._unreadable: set[tuple[str, str, str]] = set()  # (template uid, kind, name) warned
         self.member_client = member_client
         self.ensure_watch = ensure_watch
         self.on_applied = on_applied
@@ -256,7 +259,24 @@ class PropagationController:
         out = []
         ns = template["metadata"].get("namespace")
         for dep_kind, dep_name in dependencies(template, interpreter):
-            obj = self.hub.get("v1", dep_kind, dep_name, ns)
+            try:
+                obj = self.hub.get("v1", dep_kind, dep_name, ns)
+            except ApiException as exc:
+                if exc.status != 403:
+                    raise
+                # The chart grants Secrets cluster-wide only with rbac.readWorkloadSecrets: the
+                # copy goes without it, once said per workload and Secret.
+                seen = (str(template["metadata"].get("uid")), dep_kind, dep_name)
+                if seen not in self._unreadable:
+                    self._unreadable.add(seen)
+                    self.emit(
+                        template,
+                        "Warning",
+                        "DependencyNotPropagated",
+                        f"{dep_kind} {ns}/{dep_name} is not propagated: the operator may not read it on "
+                        "the hub (chart value rbac.readWorkloadSecrets); create it on the member clusters",
+                    )
+                continue
             if obj is not None:
                 out.append(obj)
         return out

@@ -133,6 +133,7 @@ class Runtime:
             self._ensure_watch_threadsafe,
             self._applied,
             member_ready,
+            emit_event,
         )
         self.status = StatusController(
             hub,
