@@ -31,9 +31,10 @@ __all__ = [
 
 MANAGED_BY_KINDS = frozenset({("batch", "Job"), ("jobset.x-k8s.io", "JobSet")})
 """Kinds whose ``spec.managedBy`` takes any domain-prefixed value and makes their controller skip
-the object (Job: Kubernetes 1.32+, on by default; JobSet: v0.6+). Kubeflow's ``runPolicy.managedBy``
-and KubeRay's ``spec.managedBy`` accept only their own controller or Kueue's MultiKueue, so those
-kinds are held on the hub by the pod scheduling gate instead (see :mod:`flotilla.hubhold`)."""
+the object (Job: Kubernetes 1.32+, on by default; JobSet: its CRD has the field, v0.12 here).
+Kubeflow's ``runPolicy.managedBy`` and KubeRay's ``spec.managedBy`` accept only their own
+controller or Kueue's MultiKueue, so those kinds are held on the hub by the pod scheduling gate
+instead (see :mod:`flotilla.hubhold`)."""
 
 HUB_ONLY_METADATA = (
     "uid",
