@@ -1,6 +1,7 @@
 # The Flotilla operator image (docs/image.md).
 #
-#   docker buildx build --platform linux/amd64,linux/arm64 -t ghcr.io/OWNER/flotilla:0.1.0 .
+#   docker buildx build --platform linux/amd64,linux/arm64 --build-arg PACKAGE_VERSION=1.2.3 \
+#     -t ghcr.io/OWNER/flotilla:1.2.3 .
 #
 # Stages, all on one pinned base (Docker's official python:3.11-slim-bookworm, a multi-arch index
 # pinned by digest; Python 3.11 is what the test suite and tools/image/build.sh run):
@@ -16,10 +17,13 @@
 FROM --platform=$BUILDPLATFORM python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b AS wheel
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
+# No .git in the build context: the package version (PEP 440, from git tags: the workflow runs
+# `python -m setuptools_scm`) comes in as PACKAGE_VERSION.
+ARG PACKAGE_VERSION=0.0.0+unknown
 COPY pyproject.toml README.md LICENSE* ./
 COPY src ./src
 RUN --mount=type=cache,target=/root/.cache/pip \
-    python -m pip wheel --no-deps --wheel-dir /dist .
+    SETUPTOOLS_SCM_PRETEND_VERSION="${PACKAGE_VERSION}" python -m pip wheel --no-deps --wheel-dir /dist .
 
 # 2. venv ----------------------------------------------------------------------------------------
 FROM python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b AS venv
@@ -32,7 +36,7 @@ RUN --mount=type=bind,from=wheel,source=/dist,target=/dist \
 
 # 3. runtime -------------------------------------------------------------------------------------
 FROM python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
-ARG VERSION=0.1.0
+ARG VERSION=0.0.0+unknown
 ARG REVISION=unknown
 ARG CREATED=""
 ARG SOURCE=""

@@ -16,6 +16,8 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@# The distribution was called flotilla before it became flotilla-scheduler (the PyPI name).
+	@$(PY) -m pip uninstall --quiet --yes flotilla 2>/dev/null || true
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 

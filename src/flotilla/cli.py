@@ -575,6 +575,12 @@ def _cmd_get_workloads(args: argparse.Namespace) -> int:
     return 0
 
 
+def cluster_lines(explanation: Mapping[str, Any]) -> list[str]:
+    from flotilla.explain import cluster_lines as lines
+
+    return lines(explanation)
+
+
 def _cmd_describe_workload(args: argparse.Namespace) -> int:
     """Why a workload is where it is: the decision line, then per cluster the filter or scores."""
     wanted = args.workload.lower()
@@ -598,16 +604,48 @@ def _cmd_describe_workload(args: argparse.Namespace) -> int:
         print(f"Decision:   {r['message']}")
         print(f"Mode:       {explanation.get('mode', '-')}")
         print("Per cluster:")
-        for c in explanation.get("clusters") or []:
-            if not c.get("feasible"):
-                f = c.get("filter") or {}
-                nodes = ", ".join(f"{v} {k}" for k, v in (c.get("nodes") or {}).items())
-                detail = f"rejected by {f.get('plugin')}: {'; '.join(f.get('reasons') or [])}"
-                print(f"  {c['cluster']:<12} {detail}" + (f" (nodes: {nodes})" if nodes else ""))
-            else:
-                scores = ", ".join(f"{p}={v['weighted']}" for p, v in (c.get("scores") or {}).items())
-                chosen = f"selected, {c.get('replicas', 0)} replicas" if c.get("selected") else "feasible"
-                print(f"  {c['cluster']:<12} {chosen}; total {c.get('total', '-')} ({scores})")
+        for line in cluster_lines(explanation):
+            print(line)
+    return 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    """What-if for workloads not applied yet: per cluster, filter results and scores (flotilla.explain)."""
+    import yaml
+
+    from flotilla import explain as what_if
+    from flotilla import kube
+    from flotilla.api import GROUP_VERSION
+
+    api = _hub(args)  # first: it sets the default namespace from the kubeconfig context
+    try:
+        text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
+        docs = [d for d in yaml.safe_load_all(text) if d]
+    except (OSError, yaml.YAMLError) as exc:
+        raise CliError(f"-f {args.filename}: {_one_line(str(exc))}") from None
+    policies = []
+    for kind in ("PropagationPolicy", "ClusterPropagationPolicy"):
+        policies += [{**p, "kind": kind} for p in kube.list_objects(api, GROUP_VERSION, kind)]
+    groups = {
+        (g["metadata"]["namespace"], g["metadata"]["name"]): g
+        for g in kube.list_objects(api, GROUP_VERSION, "PodGroup")
+    }
+    members = what_if.live_members(api)
+    try:
+        results = what_if.explain(
+            docs, what_if.snapshot_of(members), policies, namespace=args.namespace, pod_groups=groups
+        )
+    except ValueError as exc:
+        raise CliError(f"-f {args.filename}: {exc}") from None
+    if args.output in ("json", "yaml"):
+        rows = [
+            {"workload": r.workload, "policy": r.policy, "schedulable": r.ok, "decision": r.message}
+            | ({"explanation": r.explanation} if r.explanation else {})
+            for r in results
+        ]
+        _emit(rows, [], args.output)
+    else:
+        print(what_if.render(results, members))
     return 0
 
 
@@ -931,6 +969,15 @@ def build_parser() -> argparse.ArgumentParser:
     workload.add_argument("workload")
     hub_options(workload)
     workload.set_defaults(func=_cmd_describe_workload)
+    explain = sub.add_parser(
+        "explain",
+        help="what-if: where the workloads of a manifest not yet applied would go, per cluster and plugin",
+    )
+    explain.add_argument(
+        "-f", "--filename", required=True, help="manifest (YAML, several documents; - for stdin)"
+    )
+    hub_options(explain)
+    explain.set_defaults(func=_cmd_explain)
     for name, help_ in (
         ("cordon", "mark a member cluster unschedulable: no new workloads go there"),
         ("uncordon", "mark a member cluster schedulable again"),

@@ -340,3 +340,12 @@ def forget_cluster(name: str) -> None:
     """Drop every series of a member cluster (it was removed), so none lingers with a stale value."""
     for metric in CLUSTER_SERIES:
         _remove_where(metric, "cluster", None, name)
+
+
+HUB_HOLD = Counter(
+    "flotilla_hub_hold_total",
+    "Hub hold admission answers by workload kind and action (managed_by: spec.managedBy set on a "
+    "Job or JobSet | gated: a pod got the flotilla.dev/hub-hold scheduling gate | passed: not "
+    "propagated | refused: a pod with nodeName | error: a lookup failed, admitted unchanged).",
+    ["kind", "action"],
+)

@@ -8,8 +8,12 @@ Settings (environment):
 
 * ``FLOTILLA_METRICS_PORT`` (default 8080; 0 disables) - Prometheus ``/metrics`` on 127.0.0.1
   unless ``FLOTILLA_METRICS_ADDR`` says otherwise;
-* ``FLOTILLA_HOLD_BACK`` (default ``true``) - suspend batch templates on the hub, for hubs that
-  run workload controllers;
+* ``FLOTILLA_HUB_HOLD`` (default ``true``; needs the webhook) - hold propagated workloads on a hub
+  that runs controllers: ``spec.managedBy`` on Jobs and JobSets, a scheduling gate on the pods of
+  every other kind, both at admission (:mod:`flotilla.hubhold`, docs/hub-hold.md);
+* ``FLOTILLA_HOLD_BACK`` (default: ``true`` only when the hub hold is off) - suspend batch templates
+  on the hub after they were created: a fallback for hubs without the webhook, which races the
+  hub's controllers (they may start pods before the suspend lands);
 * ``FLOTILLA_MEMBER_STATUS_INTERVAL`` (default 5 s) - MemberCluster status refresh (inventory
   figures; health changes are written as soon as they happen);
 * ``FLOTILLA_MEMBER_PROBE_INTERVAL`` (default 2 s) and ``FLOTILLA_MEMBER_PROBE_TIMEOUT``
@@ -54,11 +58,12 @@ import kopf
 
 from flotilla import API_GROUP, API_VERSION, __version__, kube, metrics
 from flotilla.admission.settings import WebhookSettings
-from flotilla.api import GROUP_VERSION, ignored_field_message, ignored_fields_in
+from flotilla.api import GROUP_VERSION, PODGROUP_FIELDS, ignored_field_message, ignored_fields_in
 from flotilla.controllers.client import KubeClient
 from flotilla.controllers.hub_watch import HubWatch
 from flotilla.controllers.members import MemberController
 from flotilla.controllers.runtime import Runtime
+from flotilla.hubhold import HubHold
 from flotilla.interpreter import InterpreterRegistry
 from flotilla.leader import ElectionSettings, env_bool, kube_lease_client
 from flotilla.quota.webhook import QuotaWebhook
@@ -229,7 +234,7 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         member_ready=member_ctl.ready,
         member_names=member_ctl.inventory.names,
         emit_event=_emit,
-        hold_back=env_bool(os.environ.get("FLOTILLA_HOLD_BACK"), True),
+        hold_back=env_bool(os.environ.get("FLOTILLA_HOLD_BACK"), not webhook.hub_hold_active),
         workers=int(os.environ.get("FLOTILLA_WORKERS", "16")),
         watch_kinds=TEMPLATE_KINDS,
         quota_enforced=webhook.enabled,
@@ -263,6 +268,9 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
             rt.registry,
             kinds=lambda: {*TEMPLATE_KINDS, *rt.watch_kinds},
             observed=rt.quota.observed,
+            hold=HubHold(KubeClient(hub_api), rt.state, rt.registry, _emit)
+            if webhook.hub_hold_active
+            else None,
         )
         await STATE.webhook.start()
     election = ElectionSettings.from_env()
@@ -318,6 +326,9 @@ async def on_policy(type: str | None, body: kopf.Body, **_: Any) -> None:
 
 @kopf.on.event(API_GROUP, API_VERSION, "podgroups")
 async def on_pod_group(type: str | None, body: kopf.Body, **_: Any) -> None:
+    if type in (None, "ADDED", "MODIFIED"):
+        for path in ignored_fields_in(dict(body), PODGROUP_FIELDS):
+            _emit(body, "Warning", "IgnoredField", ignored_field_message(path, PODGROUP_FIELDS))
     runtime().on_pod_group(type, body)
 
 

@@ -24,6 +24,14 @@ MATRIX = [
     ["--set", "leaderElection.enabled=false"],
     ["--set", "webhook.certManager.enabled=true"],
     ["--set", "webhook.enabled=false"],
+    [
+        "--set",
+        "rbac.readWorkloadSecrets=true",
+        "--set",
+        "webhook.hubHold=false",
+        "--set",
+        "operator.holdBack=true",
+    ],
 ]
 
 
@@ -61,6 +69,7 @@ def test_values_schema_rejects_bad_values() -> None:
         "no-leader-election",
         "webhook-cert-manager",
         "no-webhook",
+        "workload-secrets-no-hub-hold",
     ],
 )
 def test_rendered_objects_are_accepted_by_the_api_server(hub: ClusterHandle, extra: list[str]) -> None:
@@ -159,6 +168,11 @@ def test_the_admission_webhook(cert_manager: bool) -> None:
     # The operator reads what the chart sets, and it matches the objects the chart renders.
     settings = WebhookSettings.from_env(env)
     assert settings.enabled and (settings.addr, settings.port) == ("0.0.0.0", 9443)
+    # The hub hold's MutatingWebhookConfiguration has the same name as the validating one.
+    assert settings.hub_hold_active and settings.config_name == "fl-flotilla"
+    mutating = by_kind_name["MutatingWebhookConfiguration", "fl-flotilla"]
+    injected = (mutating["metadata"].get("annotations") or {}).get("cert-manager.io/inject-ca-from")
+    assert (injected is not None) == cert_manager
     assert (settings.failure_policy, settings.timeout_seconds) == ("Fail", 10)
     assert settings.client_config() == {
         "service": {

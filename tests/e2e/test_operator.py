@@ -23,6 +23,7 @@ from operator_support import (
 from pytorchjob_support import replica_types, wait_pytorchjob_pods_gone, wait_pytorchjob_running
 
 from flotilla import kube
+from flotilla.interpreter.keys import HUB_MANAGER
 from flotilla.rig.binaries import locate
 from flotilla.rig.cluster import ClusterHandle
 
@@ -368,12 +369,14 @@ def test_waits_with_condition_then_placed_when_capacity_frees(
         return (obj.get("status") or {}).get("succeeded") == 1
 
     kube.wait_for(succeeded_on_a, timeout=WAIT, what="the Job to be placed on a and succeed")
-    # Hold-back: the hub's copy stays suspended (a hub with controllers never runs it); the
-    # member's copy ran.
+    # Hub hold: the hub's Job was claimed with spec.managedBy when it was created (a hub with
+    # controllers never runs it; docs/hub-hold.md); the member's copy ran without it.
     hub_job = kube.get(api, "batch/v1", "Job", name, ns) or {}
-    assert hub_job["spec"]["suspend"] is True
+    assert hub_job["spec"]["managedBy"] == HUB_MANAGER
+    assert hub_job["spec"]["suspend"] is False
     assert kube.list_objects(api, "v1", "Pod", ns) == []
     member_job = _member_obj(members["a"], "batch/v1", "Job", name, ns) or {}
+    assert "managedBy" not in member_job["spec"]
     assert member_job["spec"]["suspend"] is False
     kube.wait_for(
         lambda: (

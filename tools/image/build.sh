@@ -18,8 +18,8 @@
 #
 # Output: dist/image/oci (an OCI image layout, tag = the package version) and dist/image/IMAGE
 # (name, digest, size). Push or load it with any OCI tool, e.g.
-#   skopeo copy oci:dist/image/oci:0.1.0 docker://ghcr.io/OWNER/flotilla:0.1.0
-#   skopeo copy oci:dist/image/oci:0.1.0 docker-archive:flotilla.tar:flotilla:0.1.0  (docker load -i)
+#   skopeo copy oci:dist/image/oci:TAG docker://ghcr.io/OWNER/flotilla:TAG   (TAG: see dist/image/IMAGE)
+#   skopeo copy oci:dist/image/oci:TAG docker-archive:flotilla.tar:flotilla:TAG  (docker load -i)
 #
 # Needs: root (mmdebstrap and chroot), Debian's mmdebstrap (installed with apt-get if missing),
 # go (for umoci), python3 with pip, and network access to Debian's archive and PyPI.
@@ -64,8 +64,6 @@ fi
 
 py=$repo/.venv/bin/python
 [[ -x $py ]] || py=$(command -v python3)
-version=$("$py" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
-  "$repo/pyproject.toml")
 revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$repo" status --porcelain -- src pyproject.toml 2>/dev/null) ]]; then
   log "note: src/ or pyproject.toml has uncommitted changes; they are in the image (revision label: $revision)"
@@ -84,7 +82,10 @@ mkdir -p "$work" "$out"
 # --- 1. wheel -------------------------------------------------------------------------------
 step "1/5 wheel: pip wheel $repo"
 "$py" -m pip wheel --quiet --no-deps --wheel-dir "$work/dist" "$repo"
-wheel=$(ls "$work"/dist/flotilla-*.whl)
+wheel=$(ls "$work"/dist/flotilla_scheduler-*.whl)
+# The package version (from git tags, hatch-vcs) is the wheel's: name-version-py3-none-any.whl.
+version=$(basename "$wheel" | cut -d- -f2)
+tag=${version//+/-}  # an OCI tag has no '+' (0.1.dev5+gabc -> 0.1.dev5-gabc)
 done_step "$(basename "$wheel")"
 
 # --- 2. venv: /opt/flotilla built in a throwaway Debian root -------------------------------
@@ -149,15 +150,15 @@ tar -C "$rootfs" --sort=name --numeric-owner -cf "$work/base.tar" .
 done_step "base layer $(du -h "$work/base.tar" | cut -f1), $(find "$rootfs/var/lib/dpkg/status.d" -type f | wc -l) packages"
 
 # --- 4. image: OCI layout with umoci ------------------------------------------------------------
-step "4/5 image: umoci -> $out/oci:$version"
+step "4/5 image: umoci -> $out/oci:$tag"
 oci=$out/oci
 rm -rf "$oci"
 "$umoci" init --layout "$oci"
-"$umoci" new --image "$oci:$version"
-"$umoci" raw add-layer --image "$oci:$version" --history.created "$created" \
+"$umoci" new --image "$oci:$tag"
+"$umoci" raw add-layer --image "$oci:$tag" --history.created "$created" \
   --history.created_by "mmdebstrap --variant=extract $suite python3.11-minimal libpython3.11-stdlib netbase (+ ca-certificates tzdata base-files)" \
   "$work/base.tar"
-"$umoci" raw add-layer --image "$oci:$version" --history.created "$created" \
+"$umoci" raw add-layer --image "$oci:$tag" --history.created "$created" \
   --history.created_by "python3 -m venv /opt/flotilla && pip install $(basename "$wheel")" \
   "$work/app.tar"
 labels=(
@@ -183,11 +184,11 @@ config_args=(
   --history.created_by "USER 65532:65532; ENTRYPOINT [\"flotilla-operator\"]"
 )
 for l in "${labels[@]}"; do config_args+=(--config.label "$l" --manifest.annotation "$l"); done
-"$umoci" config --image "$oci:$version" "${config_args[@]}"
+"$umoci" config --image "$oci:$tag" "${config_args[@]}"
 "$umoci" gc --layout "$oci"
 
 # The manifest's digest and the image's size (compressed layers + config + manifest).
-read -r digest size < <("$py" - "$oci" "$version" <<'EOF'
+read -r digest size < <("$py" - "$oci" "$tag" <<'EOF'
 import json, sys, pathlib
 layout, tag = pathlib.Path(sys.argv[1]), sys.argv[2]
 index = json.loads((layout / "index.json").read_text())
@@ -199,8 +200,8 @@ print(m["digest"], size)
 EOF
 )
 {
-  echo "image: flotilla:$version"
-  echo "layout: $oci (tag $version)"
+  echo "image: flotilla:$tag"
+  echo "layout: $oci (tag $tag)"
   echo "digest: $digest"
   echo "size: $size bytes compressed ($(( size / 1024 / 1024 )) MiB)"
   echo "platform: linux/$arch"
@@ -212,8 +213,8 @@ done_step "image"
 # --- 5. check -----------------------------------------------------------------------------------
 if (( check )); then
   step "5/5 check: unpack and run the entrypoint as uid 65532 on a read-only root"
-  bash "$here/check.sh" "$oci:$version"
+  bash "$here/check.sh" "$oci:$tag"
   done_step "check"
 fi
 rm -rf "$work"
-log "done: $oci:$version ($digest)"
+log "done: $oci:$tag ($digest)"

@@ -10,7 +10,7 @@ The operator also serves the quota webhook the hub calls, writing its certificat
 
 Usage (as root, from the checkout, with the dev venv):
     .venv/bin/flotilla dev up --workdir /tmp/imgrig
-    tools/image/check.sh dist/image/oci:0.1.0 --hub /tmp/imgrig
+    tools/image/check.sh dist/image/oci:TAG --hub /tmp/imgrig   (TAG: see dist/image/IMAGE)
 or directly:
     .venv/bin/python tools/image/hub_check.py --workdir /tmp/imgrig --bundle BUNDLE [--examples]
 """

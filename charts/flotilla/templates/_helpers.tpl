@@ -69,3 +69,7 @@ false
 {{- $_ := set $selector "matchExpressions" (prepend ($selector.matchExpressions | default list) $exclude) -}}
 {{- toJson $selector -}}
 {{- end -}}
+
+{{- define "flotilla.memberSecretsNamespace" -}}
+{{- .Values.rbac.memberSecretsNamespace | default .Release.Namespace -}}
+{{- end }}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -89,17 +91,21 @@ class AdmissionRequest:
 @dataclass(frozen=True)
 class AdmissionResponse:
     """A webhook's answer. ``code``/``reason``/``message`` reach the client only when denied
-    (``kubectl`` prints ``admission webhook "..." denied the request: <message>``)."""
+    (``kubectl`` prints ``admission webhook "..." denied the request: <message>``). ``patch`` is a
+    JSON Patch (RFC 6902) a mutating webhook applies to an allowed object."""
 
     allowed: bool
     message: str = ""
     code: int = 403
     reason: str = "Forbidden"
     warnings: tuple[str, ...] = ()
+    patch: tuple[dict[str, Any], ...] = ()
 
     @classmethod
-    def allow(cls, warnings: tuple[str, ...] = ()) -> AdmissionResponse:
-        return cls(allowed=True, warnings=warnings)
+    def allow(
+        cls, warnings: tuple[str, ...] = (), patch: tuple[dict[str, Any], ...] = ()
+    ) -> AdmissionResponse:
+        return cls(allowed=True, warnings=warnings, patch=patch)
 
     @classmethod
     def deny(cls, message: str, *, code: int = 403, reason: str = "Forbidden") -> AdmissionResponse:
@@ -112,6 +118,9 @@ class AdmissionResponse:
             response["status"] = {"code": self.code, "message": self.message, "reason": self.reason}
         if self.warnings:
             response["warnings"] = list(self.warnings)
+        if self.allowed and self.patch:
+            response["patchType"] = "JSONPatch"
+            response["patch"] = base64.b64encode(json.dumps(list(self.patch)).encode()).decode()
         return {"apiVersion": API_VERSION, "kind": KIND, "response": response}
 
 

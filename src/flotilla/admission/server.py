@@ -1,12 +1,13 @@
 """An HTTPS server (aiohttp) that answers the API server's admission calls with a handler.
 
 ``POST <path>`` takes an ``admission.k8s.io/v1`` AdmissionReview and answers with the handler's
-:class:`AdmissionResponse`. A body that is not an AdmissionReview gets HTTP 400. A handler that
-raises is answered with a denial (code 500, reason ``InternalError``, the exception's message)
-and logged once with its traceback. ``GET /healthz`` answers 200, or 503 when the served
-certificate has expired. The TLS context is the :class:`ReloadableTLS` one, so a reload changes the
-certificate of new connections without a restart; connections left idle for
-``keepalive_timeout`` seconds are closed by the server.
+:class:`AdmissionResponse` (one handler per path: the validating one at ``path``, others in
+``routes``, e.g. the hub hold's mutating handler). A body that is not an AdmissionReview gets
+HTTP 400. A handler that raises is answered with a denial (code 500, reason ``InternalError``,
+the exception's message) and logged once with its traceback. ``GET /healthz`` answers 200, or
+503 when the served certificate has expired. The TLS context is the :class:`ReloadableTLS` one,
+so a reload changes the certificate of new connections without a restart; connections left idle
+for ``keepalive_timeout`` seconds are closed by the server.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
@@ -40,9 +41,14 @@ class AdmissionServer:
         port: int,
         path: str = "/validate",
         keepalive_timeout: float = 75.0,
+        routes: Mapping[str, Handler] | None = None,
     ) -> None:
-        """``port`` 0 picks a free port (see :attr:`port` after :meth:`start`)."""
+        """``port`` 0 picks a free port (see :attr:`port` after :meth:`start`); ``routes`` adds
+        handlers on further paths."""
         self.handler = handler
+        self.routes = dict(routes or {})
+        if path in self.routes:
+            raise ValueError(f"path {path!r} is given twice")
         self.tls = tls
         self.host = host
         self.path = path
@@ -67,6 +73,8 @@ class AdmissionServer:
             raise RuntimeError("the admission server needs a certificate: reload the TLS context first")
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post(self.path, self._review)
+        for route, handler in self.routes.items():
+            app.router.add_post(route, self._reviewer(handler))
         app.router.add_get("/healthz", self._healthz)
         runner = web.AppRunner(app, access_log=None, keepalive_timeout=self.keepalive_timeout)
         await runner.setup()
@@ -94,7 +102,16 @@ class AdmissionServer:
             return web.Response(status=503, text="serving certificate expired\n")
         return web.Response(text="ok\n")
 
+    def _reviewer(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def review(request: web.Request) -> web.Response:
+            return await self._answer(request, handler)
+
+        return review
+
     async def _review(self, request: web.Request) -> web.Response:
+        return await self._answer(request, self.handler)
+
+    async def _answer(self, request: web.Request, handler: Handler) -> web.Response:
         try:
             review = json.loads(await request.read())
             admission = AdmissionRequest.from_review(review)
@@ -102,7 +119,7 @@ class AdmissionServer:
             log.warning("admission: malformed AdmissionReview from %s: %s", request.remote, exc)
             return web.Response(status=400, text=f"malformed AdmissionReview: {exc}\n")
         try:
-            response = await self.handler(admission)
+            response = await handler(admission)
         except Exception as exc:
             log.exception(
                 "admission: handler failed on %s %s %s/%s (uid %s)",

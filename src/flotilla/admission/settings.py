@@ -9,9 +9,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
-from flotilla.admission.config import FAILURE_POLICIES, MAX_TIMEOUT_SECONDS, webhook_configuration
+from flotilla.admission.config import (
+    FAILURE_POLICIES,
+    MAX_TIMEOUT_SECONDS,
+    hub_hold_configuration,
+    webhook_configuration,
+)
 from flotilla.admission.tls import CertificateManager, CertificateSource, FileCertificateSource, SecretAPI
 from flotilla.leader import default_namespace, env_bool
 
@@ -30,8 +35,10 @@ ENV_CONFIG_NAME = "FLOTILLA_WEBHOOK_CONFIG_NAME"
 ENV_NAMESPACE_SELECTOR = "FLOTILLA_WEBHOOK_NAMESPACE_SELECTOR"
 ENV_OBJECT_SELECTOR = "FLOTILLA_WEBHOOK_OBJECT_SELECTOR"
 ENV_CERT_CHECK_INTERVAL = "FLOTILLA_WEBHOOK_CERT_CHECK_INTERVAL"
+ENV_HUB_HOLD = "FLOTILLA_HUB_HOLD"
 
 DEFAULT_PATH = "/validate"
+MUTATE_PATH = "/mutate"
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,7 @@ class WebhookSettings:
     namespace_selector: dict[str, Any] | None = None
     object_selector: dict[str, Any] | None = None
     cert_check_interval: float = 300.0
+    hub_hold: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WebhookSettings:
@@ -72,7 +80,9 @@ class WebhookSettings:
           (flotilla-admission): the ValidatingWebhookConfiguration;
         * ``NAMESPACE_SELECTOR`` / ``OBJECT_SELECTOR``: label selectors as JSON; the namespace
           selector defaults to every namespace but kube-system and the service namespace;
-        * ``CERT_CHECK_INTERVAL`` (300): seconds between certificate checks."""
+        * ``CERT_CHECK_INTERVAL`` (300): seconds between certificate checks;
+        * ``FLOTILLA_HUB_HOLD`` (default true): also serve the hub hold's mutating webhook at
+          ``/mutate`` (MutatingWebhookConfiguration ``CONFIG_NAME``; see :mod:`flotilla.hubhold`)."""
         env = os.environ if environ is None else environ
 
         def text(name: str, default: str) -> str:
@@ -122,6 +132,7 @@ class WebhookSettings:
             namespace_selector=namespace_selector,
             object_selector=_selector(env, ENV_OBJECT_SELECTOR),
             cert_check_interval=interval,
+            hub_hold=env_bool(env.get(ENV_HUB_HOLD), True),
         )
 
     @property
@@ -132,21 +143,28 @@ class WebhookSettings:
         return DEFAULT_PATH
 
     @property
+    def hub_hold_active(self) -> bool:
+        """Whether the hub hold's mutating webhook is served (it needs the webhook server)."""
+        return self.enabled and self.hub_hold
+
+    @property
     def manages_certificates(self) -> bool:
         """True when the operator keeps the certificates (in the Secret) and writes the caBundle;
         False in cert-manager mode (``cert_dir``)."""
         return self.cert_dir is None
 
-    def client_config(self) -> dict[str, Any]:
-        """How the API server reaches the webhook: the URL when set, else the Service."""
+    def client_config(self, path: str | None = None) -> dict[str, Any]:
+        """How the API server reaches the webhook at ``path`` (default :attr:`path`): the URL
+        (with that path) when set, else the Service."""
+        path = path or self.path
         if self.url:
-            return {"url": self.url}
+            return {"url": urlunsplit(urlsplit(self.url)._replace(path=path))}
         return {
             "service": {
                 "namespace": self.service_namespace,
                 "name": self.service_name,
                 "port": self.service_port,
-                "path": self.path,
+                "path": path,
             }
         }
 
@@ -186,6 +204,22 @@ class WebhookSettings:
             timeout_seconds=self.timeout_seconds,
             namespace_selector=self.namespace_selector,
             object_selector=self.object_selector,
+        )
+
+    def hub_hold_configuration(
+        self, workload_rules: list[dict[str, Any]], ca_bundle: bytes | None
+    ) -> dict[str, Any]:
+        """The hub hold's MutatingWebhookConfiguration (same name, failure policy, timeout and
+        namespace selector as the validating one; the object selector is not applied: pods do not
+        carry their workload's labels)."""
+        return hub_hold_configuration(
+            self.config_name,
+            client_config=self.client_config(MUTATE_PATH),
+            workload_rules=workload_rules,
+            ca_bundle=ca_bundle if self.manages_certificates else None,
+            failure_policy=self.failure_policy,
+            timeout_seconds=self.timeout_seconds,
+            namespace_selector=self.namespace_selector,
         )
 
 

@@ -17,6 +17,7 @@ from flotilla.api.cluster import GPU_RESOURCE, READY, MemberCluster, MemberClust
 from flotilla.api.compat import (
     IGNORED_KARMADA_FIELDS,
     IGNORED_PODGROUP_FIELDS,
+    PODGROUP_FIELDS,
     ignored_field_message,
     ignored_fields_in,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "IGNORED_KARMADA_FIELDS",
     "IGNORED_PODGROUP_FIELDS",
     "KINDS",
+    "PODGROUP_FIELDS",
     "POD_GROUP_LABEL",
     "READY",
     "SCHEDULED",

@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from flotilla.api.policy import FLOTILLA_SCHEDULER_NAMES
+
 
 class Support(StrEnum):
     SUPPORTED = "supported"
     IGNORED = "accepted, ignored (Warning event)"
     STATUS = "status, written by Flotilla"
+    UNWRITTEN = "status, not written by Flotilla (stays empty)"
     REJECTED = "rejected"
 
 
@@ -35,7 +38,7 @@ class FieldSupport:
     """Values of an ignored field that change nothing, so no warning is due (e.g. Karmada defaults)."""
 
 
-S, IG, ST = Support.SUPPORTED, Support.IGNORED, Support.STATUS
+S, IG, ST, NW = Support.SUPPORTED, Support.IGNORED, Support.STATUS, Support.UNWRITTEN
 
 _AFFINITY = "spec.placement.clusterAffinity"
 _AFFINITIES = "spec.placement.clusterAffinities[]"
@@ -86,8 +89,9 @@ KARMADA_POLICY_FIELDS: tuple[FieldSupport, ...] = (
     FieldSupport("spec.dependentOverrides", IG, "Flotilla has no OverridePolicy."),
     FieldSupport(
         "spec.schedulerName",
-        S,
-        "Flotilla schedules unset, default-scheduler and flotilla; other values are left to their scheduler.",
+        IG,
+        "Flotilla schedules every workload a policy selects, whatever scheduler is named.",
+        FLOTILLA_SCHEDULER_NAMES,
     ),
     FieldSupport(
         f"{_APP}.decisionConditions.tolerationSeconds",
@@ -123,8 +127,15 @@ KARMADA_POLICY_FIELDS: tuple[FieldSupport, ...] = (
         ("Abort",),
     ),
     FieldSupport("spec.activationPreference", IG, "Policy changes apply at once."),
-    FieldSupport("spec.suspension.dispatching", S, "Stops propagation to every cluster.", (False,)),
-    FieldSupport("spec.suspension.dispatchingOnClusters", S, "Stops propagation to the listed clusters."),
+    FieldSupport(
+        "spec.suspension.dispatching", IG, "Propagation cannot be suspended; copies stay in step.", (False,)
+    ),
+    FieldSupport(
+        "spec.suspension.dispatchingOnClusters",
+        IG,
+        "Propagation cannot be suspended per cluster; copies stay in step.",
+        ({},),
+    ),
     FieldSupport(
         "spec.preserveResourcesOnDeletion", IG, "Member copies are removed with the template.", (False,)
     ),
@@ -155,38 +166,48 @@ KARMADA_QUOTA_FIELDS: tuple[FieldSupport, ...] = (
 VOLCANO_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
     FieldSupport("spec.minMember", S, "Gang size; 0 or unset means all replicas of the workload."),
     FieldSupport("spec.minTaskMember", S, "Per-role minimum; the sum may not exceed minMember."),
-    FieldSupport("spec.minResources", S, "Clusters that cannot fit these are filtered out."),
+    FieldSupport(
+        "spec.minResources", IG, "The gang's fit comes from its pods' requests, node by node, not from this."
+    ),
     FieldSupport("spec.queue", IG, "Flotilla has no queues; immutable once set.", ("default",)),
-    FieldSupport("spec.priorityClassName", S, "Orders gangs waiting for capacity."),
+    FieldSupport("spec.priorityClassName", IG, "Waiting gangs are retried in arrival order, not by class."),
     FieldSupport(
         "spec.networkTopology", IG, "Network-tier placement is not implemented; use maxClusters: 1."
     ),
     FieldSupport("spec.subGroupPolicy", IG, "Sub-groups are not implemented."),
     FieldSupport(
-        "status.phase", ST, "Pending, Inqueue, Running, Unknown, Completed (plus Flotilla's others)."
+        "status.phase",
+        ST,
+        "Pending while the gang waits, Inqueue once it is placed (Running, Completed: not set).",
     ),
-    FieldSupport("status.running", ST, "Members running."),
-    FieldSupport("status.succeeded", ST, "Members succeeded."),
-    FieldSupport("status.failed", ST, "Members failed."),
+    FieldSupport("status.running", NW, "Pod counts stay on the member; see the workload's own status."),
+    FieldSupport("status.succeeded", NW, "Pod counts stay on the member; see the workload's own status."),
+    FieldSupport("status.failed", NW, "Pod counts stay on the member; see the workload's own status."),
     FieldSupport("status.conditions", ST, "metav1.Condition shape; Volcano's transitionID is not kept."),
 )
 """PodGroup (scheduling.volcano.sh/v1beta1, Volcano v1.15)."""
 
 SCHEDULER_PLUGINS_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
     FieldSupport("spec.minMember", S, "Gang size (scheduler-plugins requires >= 1; Flotilla accepts 0)."),
-    FieldSupport("spec.minResources", S, "Clusters that cannot fit these are filtered out."),
+    FieldSupport(
+        "spec.minResources", IG, "The gang's fit comes from its pods' requests, node by node, not from this."
+    ),
     FieldSupport(
         "spec.scheduleTimeoutSeconds",
         S,
         "A gang not running on its cluster this long after it was placed is moved whole to another"
         " one (as application failover; scheduler-plugins marks the group Failed instead).",
     ),
-    FieldSupport("status.phase", ST, "Pending, Scheduling, Running, Finished, Failed, Unknown."),
-    FieldSupport("status.running", ST, "Members running."),
-    FieldSupport("status.succeeded", ST, "Members succeeded."),
-    FieldSupport("status.failed", ST, "Members failed."),
-    FieldSupport("status.occupiedBy", ST, "The workload owning the group."),
-    FieldSupport("status.scheduleStartTime", ST, "When placement started."),
+    FieldSupport(
+        "status.phase",
+        ST,
+        "Pending while the gang waits, Inqueue once it is placed (Running, Finished: not set).",
+    ),
+    FieldSupport("status.running", NW, "Pod counts stay on the member; see the workload's own status."),
+    FieldSupport("status.succeeded", NW, "Pod counts stay on the member; see the workload's own status."),
+    FieldSupport("status.failed", NW, "Pod counts stay on the member; see the workload's own status."),
+    FieldSupport("status.occupiedBy", NW, "The binding names the workload (spec.schedulingGroup)."),
+    FieldSupport("status.scheduleStartTime", NW, "The Scheduled condition's lastTransitionTime says when."),
 )
 """PodGroup (scheduling.x-k8s.io/v1alpha1, scheduler-plugins v0.34)."""
 
@@ -197,10 +218,13 @@ FLOTILLA_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
 
 IGNORED_KARMADA_FIELDS: tuple[str, ...] = tuple(f.path for f in KARMADA_POLICY_FIELDS if f.support is IG)
 """Policy fields the operator accepts without acting on them (warn when set, see ignored_fields_in)."""
-IGNORED_PODGROUP_FIELDS: tuple[str, ...] = tuple(
-    f.path for f in VOLCANO_PODGROUP_FIELDS + SCHEDULER_PLUGINS_PODGROUP_FIELDS if f.support is IG
+PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
+    tuple({f.path: f for f in SCHEDULER_PLUGINS_PODGROUP_FIELDS + VOLCANO_PODGROUP_FIELDS}.values())
+    + FLOTILLA_PODGROUP_FIELDS
 )
-"""PodGroup fields the operator accepts without acting on them."""
+"""Every PodGroup field (Volcano's row where both projects have one): what the operator reads."""
+IGNORED_PODGROUP_FIELDS: tuple[str, ...] = tuple(f.path for f in PODGROUP_FIELDS if f.support is IG)
+"""PodGroup fields the operator accepts without acting on them (warn when set, see ignored_fields_in)."""
 
 
 def _values_at(obj: Any, parts: Sequence[str]) -> Iterable[Any]:

@@ -136,7 +136,8 @@ class InterpreterCustomizationSpec(KubeModel):
     )
     suspend_path: FieldPath | None = Field(
         default=None,
-        description="A boolean field used to hold the kind back on the hub (like Job spec.suspend).",
+        description="A boolean field the suspend fallback sets on the hub (like Job spec.suspend), "
+        "used only when the webhook's hub hold is off (FLOTILLA_HOLD_BACK); the hub hold gates pods.",
     )
     retain_paths: Annotated[list[FieldPath], Field(max_length=32)] | None = Field(
         default=None,

@@ -31,7 +31,8 @@ PurgeMode = Literal["Directly", "Gracefully", "Never", "Immediately", "Graciousl
 """Karmada's purge modes; ``Immediately``/``Graciously`` are deprecated aliases of Directly/Gracefully."""
 
 FLOTILLA_SCHEDULER_NAMES = ("default-scheduler", "flotilla")
-"""``spec.schedulerName`` values Flotilla schedules (unset counts too); others are left alone."""
+"""``spec.schedulerName`` values that name Flotilla or the default: no IgnoredField warning for them
+(Flotilla schedules every selected workload whatever the field says; see the compatibility table)."""
 
 
 class ResourceSelector(_Model):

@@ -26,6 +26,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubernetes.client import ApiException
+
 from flotilla import FIELD_MANAGER, metrics
 from flotilla.controllers.client import CLIENT_ERRORS, Client, failure_reason
 from flotilla.controllers.common import EmitEvent, now, template_stub, with_condition
@@ -76,6 +78,7 @@ class PropagationController:
         self._failures: dict[Key, str] = {}
         """The last ApplyFailed Event's message per binding: a failure retried with backoff is
         posted once, and again only when what failed changes."""
+        self._unreadable: set[tuple[str, str, str]] = set()  # (template uid, kind, name) warned
         self.member_client = member_client
         self.ensure_watch = ensure_watch
         self.on_applied = on_applied
@@ -306,7 +309,24 @@ class PropagationController:
         out = []
         ns = template["metadata"].get("namespace")
         for dep_kind, dep_name in dependencies(template, interpreter):
-            obj = self.hub.get("v1", dep_kind, dep_name, ns)
+            try:
+                obj = self.hub.get("v1", dep_kind, dep_name, ns)
+            except ApiException as exc:
+                if exc.status != 403:
+                    raise
+                # The chart grants Secrets cluster-wide only with rbac.readWorkloadSecrets: the
+                # copy goes without it, once said per workload and Secret.
+                seen = (str(template["metadata"].get("uid")), dep_kind, dep_name)
+                if seen not in self._unreadable:
+                    self._unreadable.add(seen)
+                    self.emit(
+                        template,
+                        "Warning",
+                        "DependencyNotPropagated",
+                        f"{dep_kind} {ns}/{dep_name} is not propagated: the operator may not read it on "
+                        "the hub (chart value rbac.readWorkloadSecrets); create it on the member clusters",
+                    )
+                continue
             if obj is not None:
                 out.append(obj)
         return out

@@ -5,7 +5,7 @@ Spec fields (all paths use :mod:`flotilla.interpreter.paths`)::
     target:            {apiVersion, kind}
     components:        [{name, replicas: int  XOR  replicasPath, podTemplatePath}]
     replicaPath:       optional; the field revised when replicas are Divided (makes the kind divisible)
-    suspendPath:       optional; boolean field used for hub hold-back
+    suspendPath:       optional; boolean field the suspend fallback sets (only without the hub hold)
     retainPaths:       [path]  member-owned fields kept on update
     statusPaths:       [path]  under .status, reflected per cluster
     statusAggregation: [{path, operation: Sum|Max|Min|All|Any|First}]  under .status

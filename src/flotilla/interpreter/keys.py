@@ -12,6 +12,8 @@ __all__ = [
     "ANNOTATION_RETAIN_REPLICAS",
     "ANNOTATION_USER_SUSPENDED",
     "FLOTILLA_PREFIX",
+    "HUB_HOLD_GATE",
+    "HUB_MANAGER",
     "HUB_ONLY_ANNOTATIONS",
     "LABEL_BINDING_NAME",
     "LABEL_BINDING_NAMESPACE",
@@ -41,6 +43,14 @@ ANNOTATION_CLUSTER = f"{API_GROUP}/cluster"
 
 ANNOTATION_USER_SUSPENDED = f"{API_GROUP}/user-suspended"
 """On a held-back hub template: ``"true"`` when the *user* suspended it, ``"false"`` when Flotilla did."""
+
+HUB_MANAGER = f"{API_GROUP}/multicluster"
+"""``spec.managedBy`` of a Job or JobSet Flotilla propagates, set on the hub when it is created
+(as MultiKueue sets ``kueue.x-k8s.io/multikueue``): the hub's own controller leaves it alone.
+Member copies go without it."""
+
+HUB_HOLD_GATE = f"{API_GROUP}/hub-hold"
+"""The scheduling gate on pods the hub's controllers create for a workload Flotilla propagates."""
 
 ANNOTATION_RETAIN_REPLICAS = f"{API_GROUP}/retain-replicas"
 """``"true"`` on a template: the member's replica count is owned there (e.g. by an HPA) and is retained."""

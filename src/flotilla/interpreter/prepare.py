@@ -11,6 +11,7 @@ from flotilla.interpreter.keys import (
     ANNOTATION_BINDING_NAME,
     ANNOTATION_CLUSTER,
     FLOTILLA_PREFIX,
+    HUB_MANAGER,
     HUB_ONLY_ANNOTATIONS,
     LABEL_BINDING_NAME,
     LABEL_BINDING_NAMESPACE,
@@ -23,13 +24,22 @@ from flotilla.interpreter.keys import (
 from flotilla.interpreter.podspec import pod_dependencies
 
 __all__ = [
+    "MANAGED_BY_KINDS",
     "dependencies",
     "label_pod_templates",
+    "managed_by_field",
     "ownership_labels",
     "pod_templates",
     "prepare_for_member",
     "strip_hub_fields",
 ]
+
+MANAGED_BY_KINDS = frozenset({("batch", "Job"), ("jobset.x-k8s.io", "JobSet")})
+"""Kinds whose ``spec.managedBy`` takes any domain-prefixed value and makes their controller skip
+the object (Job: Kubernetes 1.32+, on by default; JobSet: its CRD has the field, v0.12 here).
+Kubeflow's ``runPolicy.managedBy`` and KubeRay's ``spec.managedBy`` accept only their own
+controller or Kueue's MultiKueue, so those kinds are held on the hub by the pod scheduling gate
+instead (see :mod:`flotilla.hubhold`)."""
 
 HUB_ONLY_METADATA = (
     "uid",
@@ -43,6 +53,12 @@ HUB_ONLY_METADATA = (
     "deletionGracePeriodSeconds",
     "selfLink",
 )
+
+
+def managed_by_field(api_version: str, kind: str) -> str | None:
+    """``"spec.managedBy"`` for the kinds in :data:`MANAGED_BY_KINDS`, else None."""
+    group = api_version.rpartition("/")[0]
+    return "spec.managedBy" if (group, kind) in MANAGED_BY_KINDS else None
 
 
 def ownership_labels(binding: tuple[str, str]) -> dict[str, str]:
@@ -99,11 +115,15 @@ def strip_hub_fields(obj: Obj) -> dict[str, Any]:
     Removed: server-set metadata (uid, resourceVersion, generation, creationTimestamp,
     managedFields, ownerReferences, finalizers, deletion*, selfLink), ``status``, kubectl's
     last-applied annotation, hub-controller annotations, every ``flotilla.dev/`` label and
-    annotation except :data:`~flotilla.interpreter.keys.MEMBER_VISIBLE_ANNOTATIONS`, and a
-    Service's hub-allocated cluster IPs.
+    annotation except :data:`~flotilla.interpreter.keys.MEMBER_VISIBLE_ANNOTATIONS`, a
+    Service's hub-allocated cluster IPs, and the hub hold's ``spec.managedBy``
+    (:data:`~flotilla.interpreter.keys.HUB_MANAGER`: the member's own controller runs the copy).
     """
     out = copy.deepcopy(dict(obj))
     out.pop("status", None)
+    spec = out.get("spec")
+    if isinstance(spec, dict) and spec.get("managedBy") == HUB_MANAGER:
+        del spec["managedBy"]
     metadata = out.setdefault("metadata", {})
     for key in HUB_ONLY_METADATA:
         metadata.pop(key, None)

@@ -1,10 +1,12 @@
-"""The quota webhook in the operator: certificates, the TLS server, and the webhook registration.
+"""The operator's admission webhooks: certificates, the TLS server, and the webhook registration.
 
-Every replica serves the webhook (the Service spreads reviews over them; charges are exact
-across replicas, see :mod:`flotilla.quota.admission`) and applies the same
-ValidatingWebhookConfiguration with server-side apply. Its rules cover every workload kind the
+Every replica serves the webhooks (the Service spreads reviews over them; charges are exact
+across replicas, see :mod:`flotilla.quota.admission`) and applies the same configurations with
+server-side apply. The quota's ValidatingWebhookConfiguration has rules for every workload kind the
 interpreters know, and their ``scale`` subresources (``kubectl scale``); they are applied again
 when an InterpreterCustomization adds a kind, and with a new caBundle when the certificates rotate.
+With ``hold`` (the hub hold, :mod:`flotilla.hubhold`), the same server answers its mutating
+reviews at ``/mutate`` and a MutatingWebhookConfiguration of the same name is applied beside it.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from kubernetes.client import ApiClient
 from flotilla import kube
 from flotilla.admission.config import apply_webhook_configuration, rules_for
 from flotilla.admission.server import AdmissionServer
-from flotilla.admission.settings import WebhookSettings
+from flotilla.admission.settings import MUTATE_PATH, WebhookSettings
 from flotilla.admission.tls import KubeSecretAPI, ReloadableTLS, TLSMaterial, run_rotation
 from flotilla.controllers.client import KubeClient
+from flotilla.hubhold import HubHold
 from flotilla.interpreter import InterpreterRegistry
+from flotilla.interpreter.prepare import MANAGED_BY_KINDS
 from flotilla.quota.admission import Observed, QuotaAdmission
 
 log = logging.getLogger("flotilla.quota")
@@ -41,8 +45,9 @@ class QuotaWebhook:
         registry: InterpreterRegistry,
         kinds: Callable[[], Iterable[tuple[str, str]]],
         observed: Observed,
+        hold: HubHold | None = None,
     ) -> None:
-        self.settings, self.hub, self.kinds = settings, hub, kinds
+        self.settings, self.hub, self.kinds, self.hold = settings, hub, kinds, hold
         self._plurals: dict[tuple[str, str, str], str] = {}
         self.admission = QuotaAdmission(
             KubeClient(hub),
@@ -69,6 +74,7 @@ class QuotaWebhook:
             host=self.settings.addr,
             port=self.settings.port,
             path=self.settings.path,
+            routes={MUTATE_PATH: self.hold.review} if self.hold is not None else None,
         )
         await self.server.start()
         await self.register(material)
@@ -87,6 +93,10 @@ class QuotaWebhook:
             rules = await asyncio.to_thread(self._rules)
             doc = self.settings.configuration(rules, material.ca_bundle)
             await asyncio.to_thread(apply_webhook_configuration, self.hub, doc)
+            if self.hold is not None:
+                hold_rules = await asyncio.to_thread(self._hold_rules)
+                hold_doc = self.settings.hub_hold_configuration(hold_rules, material.ca_bundle)
+                await asyncio.to_thread(apply_webhook_configuration, self.hub, hold_doc)
         log.info(
             "admission: webhook %s covers %d resource(s)",
             self.settings.config_name,
@@ -101,6 +111,13 @@ class QuotaWebhook:
             return plural
 
         return rules_for(sorted(set(self.kinds())), resolve, subresources=("scale",))
+
+    def _hold_rules(self) -> list[dict[str, Any]]:
+        """CREATE of the watched kinds that have a ``spec.managedBy`` Flotilla may claim."""
+        kinds = [
+            (v, k) for v, k in sorted(set(self.kinds())) if (v.rpartition("/")[0], k) in MANAGED_BY_KINDS
+        ]
+        return rules_for(kinds, lambda v, k: kube.resolve(self.hub, v, k)[0], operations=("CREATE",))
 
     async def stop(self) -> None:
         if self._rotation is not None:

@@ -112,15 +112,17 @@ def webhook_env(hub: ClusterHandle, port: int | None = None) -> dict[str, str]:
 
 
 def remove_webhook(hub: ClusterHandle) -> None:
-    """Unregister the quota webhook (its failure policy is Fail: applies need it while registered)."""
-    kube.delete(
-        hub.api_client(),
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingWebhookConfiguration",
-            "metadata": {"name": WEBHOOK_CONFIG},
-        },
-    )
+    """Unregister the quota webhook and the hub hold's (their failure policy is Fail: applies, and
+    on a hub with controllers the pods they create, need them while registered)."""
+    for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+        kube.delete(
+            hub.api_client(),
+            {
+                "apiVersion": "admissionregistration.k8s.io/v1",
+                "kind": kind,
+                "metadata": {"name": WEBHOOK_CONFIG},
+            },
+        )
 
 
 def start_operator(hub: ClusterHandle, log: Path) -> subprocess.Popen[bytes]:

@@ -4,7 +4,9 @@ A fleet is a small YAML file::
 
     hub:
       name: hub
-      controllers: false          # true: an ordinary cluster with workload controllers
+      controllers: false          # true: an ordinary cluster with workload controllers, and then
+      scheduler: false            #   optionally kube-scheduler, KWOK nodePools and the training
+      nodePools: []               #   operator, as a member has (see fleets/hub-with-controllers.yaml)
     members:
       - name: a
         labels: {region: eu-west, provider: onprem}
@@ -131,7 +133,45 @@ class HubSpec(_Model):
         description="false: a bare API server plus namespace/GC controllers (Karmada-style hub); "
         "true: an ordinary cluster whose controllers would run templates (Flotilla holds them back).",
     )
+    scheduler: bool = Field(
+        default=False,
+        description="Run kube-scheduler on the hub (with nodePools: pods the hub's controllers "
+        "create would bind to its KWOK nodes unless Flotilla gates them).",
+    )
     third_party_crds: list[str] = Field(default_factory=list, alias="thirdPartyCRDs")
+    training_operator: bool = Field(
+        default=False,
+        alias="trainingOperator",
+        description=f"Run the Kubeflow training operator against the hub; needs {PYTORCHJOB_CRD}.",
+    )
+    node_pools: list[NodePool] = Field(default_factory=list, alias="nodePools")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HubSpec:
+        if (self.scheduler or self.node_pools or self.training_operator) and not self.controllers:
+            raise ValueError("scheduler, nodePools and trainingOperator need controllers: true")
+        if self.training_operator and PYTORCHJOB_CRD not in self.third_party_crds:
+            raise ValueError(f"trainingOperator needs {PYTORCHJOB_CRD} in thirdPartyCRDs")
+        names = [p.name for p in self.node_pools]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate nodePools names: {dup}")
+        return self
+
+    def as_cluster(self) -> ClusterSpec:
+        """The hub as a :class:`ClusterSpec`, for the agents (KWOK nodes, training operator) a hub
+        with controllers runs like a member does."""
+        return ClusterSpec.model_validate(
+            {
+                "name": self.name,
+                "port": self.port,
+                "controllers": self.controllers,
+                "scheduler": self.scheduler,
+                "thirdPartyCRDs": self.third_party_crds,
+                "trainingOperator": self.training_operator,
+                "nodePools": [p.model_dump(by_alias=True) for p in self.node_pools],
+            }
+        )
 
 
 class Fleet(_Model):
@@ -151,7 +191,8 @@ class Fleet(_Model):
 
     def components(self, base: tuple[str, ...]) -> tuple[str, ...]:
         """``base`` plus the optional rig components (see tools/rig-bin/build.sh) some member asks for."""
-        extra = ("training-operator",) if any(m.training_operator for m in self.members) else ()
+        wanted = self.hub.training_operator or any(m.training_operator for m in self.members)
+        extra = ("training-operator",) if wanted else ()
         return base + extra
 
     def member(self, name: str) -> ClusterSpec:

@@ -6,7 +6,8 @@ and turn Running (Job pods complete). Members with ``trainingOperator: true`` al
 training operator (PyTorchJob controller only), so PyTorchJobs there become master/worker pods. The
 hub runs only the namespace, garbage-collector and
 service-account controllers, so workload objects there stay templates (``hub.controllers: true``
-runs the ordinary set instead, for the hub-with-controllers mode).
+runs the ordinary set instead, for the hub-with-controllers mode, where ``hub.scheduler``,
+``hub.nodePools`` and ``hub.trainingOperator`` add what a member runs).
 
 Everything the rig starts is recorded by PID in ``<workdir>/state.json``; ``down`` stops only
 those processes (after checking that each PID still runs the binary the rig started).
@@ -471,7 +472,7 @@ class Rig:
         if not controllers:
             kcm_args.append(f"--controllers={HUB_CONTROLLERS}")
         self._spawn(name, "kube-controller-manager", b.kube_controller_manager, kcm_args)
-        if spec is not None and spec.scheduler:
+        if spec.scheduler if spec is not None else self.fleet.hub.scheduler:
             config = d / "kube-scheduler.yaml"
             config.write_text(scheduler_config(kubeconfig))
             self._spawn(name, "kube-scheduler", b.kube_scheduler, [f"--config={config}", "--secure-port=0"])
@@ -604,13 +605,19 @@ class Rig:
         self._wait(f"{name}: training-operator", proc, ready, timeout)
 
     def _start_hub_agents(self, timeout: float) -> None:
+        """The hub's third-party CRDs; on a hub with controllers, also what a member runs beside its
+        control plane (KWOK nodes, the training operator) when the fleet asks for it."""
         assert self.hub is not None
-        if not self.fleet.hub.third_party_crds:
+        spec = self.fleet.hub
+        if spec.node_pools or spec.training_operator:
+            self._start_member_agents(spec.as_cluster(), self.hub, None, timeout)
+            return
+        if not spec.third_party_crds:
             return
         api = self.hub.api_client()
         try:
             crd_dir = _thirdparty_dir(None)
-            kube.install_crds(api, [crd_dir / f for f in self.fleet.hub.third_party_crds], timeout=timeout)
+            kube.install_crds(api, [crd_dir / f for f in spec.third_party_crds], timeout=timeout)
         finally:
             api.close()
 

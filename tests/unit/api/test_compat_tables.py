@@ -111,6 +111,8 @@ def test_ignored_lists_come_from_the_tables() -> None:
         "spec.queue",
         "spec.networkTopology",
         "spec.subGroupPolicy",
+        "spec.minResources",
+        "spec.priorityClassName",
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fake_kube import FakeApiServer
+from kubernetes.client import ApiException
 
 from flotilla.api import GROUP_VERSION
 from flotilla.api.binding import AggregatedStatusItem
@@ -82,6 +83,7 @@ class Fleet:
         self.cache.update_cluster(ClusterInfo("a", {f"a-{i}": gpu_node(f"a-{i}") for i in range(2)}))
         self.cache.update_cluster(ClusterInfo("b", {f"b-{i}": gpu_node(f"b-{i}") for i in range(2)}))
         self.rt: Runtime | None = None
+        self.events: list[tuple[str, str, str, str]] = []  # (kind, type, reason, message)
 
     def runtime(self) -> Runtime:
         loop = asyncio.get_running_loop()
@@ -94,6 +96,9 @@ class Fleet:
             member_ready=lambda n: self.ready[n],
             member_names=lambda: sorted(self.members),
             workers=2,
+            emit_event=lambda obj, type_, reason, message: self.events.append(
+                (obj["kind"], type_, reason, message)
+            ),
         )
         self.hub.watchers = [lambda ev, obj: loop.call_soon_threadsafe(self._hub_event, ev, obj)]
         for name, member in self.members.items():
@@ -436,3 +441,48 @@ async def test_copies_applied_before_pod_labels_are_not_reapplied(
     copy = fleet.copy_on("b", "web")
     assert copy is not None and copy["spec"]["replicas"] == 3
     assert copy["spec"]["template"]["metadata"]["labels"]["flotilla.dev/binding"] == "web-deployment"
+
+
+async def test_a_secret_the_operator_may_not_read_is_left_out_and_said_once(fleet: Fleet) -> None:
+    """Without rbac.readWorkloadSecrets the chart lets the operator read no Secret of a workload:
+    the copy and its ConfigMap are propagated, the Secret is not, and one Warning says so."""
+    fleet.hub.apply(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": NS}}, "t"
+    )
+    fleet.hub.apply(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token", "namespace": NS}}, "t"
+    )
+    web = deployment("web", 2)
+    web["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [
+        {"configMapRef": {"name": "cfg"}},
+        {"secretRef": {"name": "token"}},
+    ]
+    read = fleet.hub.get
+
+    def get(api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        if kind == "Secret":
+            raise ApiException(status=403, reason="Forbidden")
+        return read(api_version, kind, name, namespace)
+
+    fleet.hub.get = get  # type: ignore[method-assign]
+    fleet.hub.apply(policy("p", clusters=["a"]), "test")
+    fleet.hub.apply(web, "test")
+    rt = await start(fleet)
+    assert fleet.copy_on("a", "web") is not None
+    assert fleet.members["a"].find("v1", "ConfigMap", "cfg", NS) is not None
+    assert fleet.members["a"].find("v1", "Secret", "token", NS) is None
+    web["spec"]["replicas"] = 3  # reconciled again: no second Warning
+    fleet.hub.apply(web, "test")
+    await fleet.settle()
+    assert fleet.copy_on("a", "web")["spec"]["replicas"] == 3  # type: ignore[index]
+    warned = [e for e in fleet.events if e[2] == "DependencyNotPropagated"]
+    assert warned == [
+        (
+            "Deployment",
+            "Warning",
+            "DependencyNotPropagated",
+            f"Secret {NS}/token is not propagated: the operator may not read it on the hub (chart value "
+            "rbac.readWorkloadSecrets); create it on the member clusters",
+        )
+    ]
+    assert rt is fleet.rt

@@ -95,3 +95,27 @@ def test_missing_binaries_are_counted_per_requested_component(tmp_path: Path) ->
     found = dataclasses.replace(binaries.locate(), training_operator=tmp_path / "nope" / "training-operator")
     assert tmp_path / "nope" / "training-operator" not in found.missing()
     assert found.missing(("training-operator",)) == [tmp_path / "nope" / "training-operator"]
+
+
+def test_the_hub_with_controllers_fleet_would_run_pods_on_its_hub() -> None:
+    fleet = load_fleet(default_fleet_path().parent / "hub-with-controllers.yaml")
+    hub = fleet.hub
+    assert hub.controllers and hub.scheduler and hub.training_operator
+    nodes = hub.as_cluster().nodes()
+    assert [n["status"]["allocatable"]["nvidia.com/gpu"] for n in nodes] == ["8", "8"]
+    assert "training-operator" in fleet.components(("etcd",))
+
+
+@pytest.mark.parametrize(
+    ("hub", "message"),
+    [
+        ({"scheduler": True}, "need controllers: true"),
+        (
+            {"controllers": True, "trainingOperator": True},
+            "trainingOperator needs kubeflow.org_pytorchjobs.yaml",
+        ),
+    ],
+)
+def test_hub_agents_need_a_hub_with_controllers(hub: dict[str, object], message: str) -> None:
+    with pytest.raises(FleetError, match=message):
+        parse_fleet({"hub": hub})
