@@ -348,7 +348,11 @@ class Runtime:
                         self._clean_member_quotas(member)
                 for key in self.state.bindings_on(member):
                     self.status_queue.add(key)
-                    if ready:  # what could not be applied while it was away is applied now
+                    if ready:  # what could not be applied (or removed) while it was away is now
+                        # Failures while it was away do not count against the first tries now: a
+                        # moved copy left on a returning member goes at once, not after the
+                        # backoff the outage built up (up to a minute).
+                        self.propagation_queue.forget(key)
                         self.propagation_queue.add(key)
             if self.member_api(member) is None:
                 self.copies.stop_cluster(member)

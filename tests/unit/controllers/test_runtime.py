@@ -486,3 +486,20 @@ async def test_a_secret_the_operator_may_not_read_is_left_out_and_said_once(flee
         )
     ]
     assert rt is fleet.rt
+
+
+async def test_a_member_turning_ready_resets_the_backoff_of_its_bindings(fleet: Fleet) -> None:
+    fleet.hub.apply(policy("p", clusters=["b"]), "test")
+    fleet.hub.apply(deployment("web", 2), "test")
+    rt = await start(fleet)
+    key = (NS, "web-deployment")
+    fleet.ready["b"] = False
+    rt._member_changed("b")
+    for _ in range(10):  # tries against the member while it was away
+        rt.propagation_queue.add_rate_limited(key)
+    assert rt.propagation_queue.failures(key) == 10
+    fleet.ready["b"] = True
+    rt._member_changed("b")  # back: its bindings are tried at once, with a fresh backoff
+    assert rt.propagation_queue.failures(key) == 0
+    await fleet.settle()
+    assert fleet.replicas("web") == {"b": 2}
