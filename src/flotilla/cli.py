@@ -583,12 +583,7 @@ def cluster_lines(explanation: Mapping[str, Any]) -> list[str]:
 
 def _cmd_describe_workload(args: argparse.Namespace) -> int:
     """Why a workload is where it is: the decision line, then per cluster the filter or scores."""
-    wanted = args.workload.lower()
-    rows = [r for r in _binding_rows(args) if wanted in (r["workload"].lower(), r["binding"].lower())]
-    if not rows:
-        where = "any namespace" if args.all_namespaces else f"namespace {args.namespace!r}"
-        hint = "" if args.all_namespaces else " (try -A)"
-        raise CliError(f"workload {args.workload!r} not found in {where}{hint}", EXIT_ERROR)
+    rows = _workload_rows(args)
     for r in rows:
         rb = r["_body"]
         explanation = (rb.get("status") or {}).get("explanation") or {}
@@ -649,14 +644,20 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _find_binding(args: argparse.Namespace) -> dict[str, Any]:
-    """The binding of ``args.workload`` (``KIND/NAME`` or the binding's name) in ``args.namespace``."""
+def _workload_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The binding rows of ``args.workload`` (``KIND/NAME`` or the binding's name); none is an error."""
     wanted = args.workload.lower()
     rows = [r for r in _binding_rows(args) if wanted in (r["workload"].lower(), r["binding"].lower())]
     if not rows:
         where = "any namespace" if args.all_namespaces else f"namespace {args.namespace!r}"
         hint = "" if args.all_namespaces else " (try -A)"
         raise CliError(f"workload {args.workload!r} not found in {where}{hint}", EXIT_ERROR)
+    return rows
+
+
+def _find_binding(args: argparse.Namespace) -> dict[str, Any]:
+    """The binding of ``args.workload`` (``KIND/NAME`` or the binding's name) in ``args.namespace``."""
+    rows = _workload_rows(args)
     if len(rows) > 1:
         spots = ", ".join(f"{r['namespace']}/{r['workload']}" for r in rows)
         raise CliError(f"workload {args.workload!r} is ambiguous ({spots}): use -n NAMESPACE", EXIT_USAGE)
