@@ -1,6 +1,10 @@
 # Flotilla developer entry points. The two that matter are in README.md:
 #   make demo   - build the rig binaries (once), start hub + GPU members, run Flotilla, apply examples
 #   make test   - everything CI checks: generated-file drift, lint, types, unit and e2e tests
+# The Karmada peer (docs/benchmarks.md, "Flotilla beside Karmada"): real Karmada v1.18 over the rig's members.
+#   make peer       - build Karmada (once, part of `make binaries`), start a rig if none runs, start the peer
+#   make peer-down  - stop the peer (`make down` stops the rig and the peer)
+#   make bench-peer - both control planes side by side: 200 and 2,000 Deployments, fragmented-fleet placement
 # Not part of `make test` (minutes, and root): the operator image without a container daemon
 # (docs/image.md):
 #   make image      - build dist/image/oci and check it (entrypoint as uid 65532, read-only root)
@@ -11,7 +15,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv binaries lint typecheck gen gen-check unit e2e bench down clean image image-e2e
+.PHONY: demo test venv binaries lint typecheck gen gen-check unit e2e bench down clean image image-e2e peer peer-down bench-peer
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,13 +28,23 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 binaries:
-	bash tools/rig-bin/build.sh etcd kubernetes kwok helm training-operator promrules
+	bash tools/rig-bin/build.sh etcd kubernetes kwok helm training-operator promrules karmada
 
 demo: venv binaries
 	$(VENV)/bin/flotilla demo
 
 down: venv
 	$(VENV)/bin/flotilla dev down
+
+peer: venv binaries
+	@$(VENV)/bin/flotilla dev status >/dev/null 2>&1 || $(VENV)/bin/flotilla dev up
+	$(PY) -m flotilla.rig.peer up
+
+peer-down: venv
+	$(PY) -m flotilla.rig.peer down
+
+bench-peer: venv binaries
+	$(PY) benchmarks/peer/bench_peer.py
 
 gen: venv
 	$(PY) -m flotilla.api.gen

@@ -53,7 +53,11 @@ def _cmd_dev_up(args: argparse.Namespace) -> int:
 def _cmd_dev_down(args: argparse.Namespace) -> int:
     from flotilla.rig.runner import down_from_state
 
-    n = down_from_state(args.workdir.resolve())
+    workdir = args.workdir.resolve()
+    peer = down_from_state(workdir / "peer")  # the Karmada peer (flotilla.rig.peer), if one runs
+    n = down_from_state(workdir)
+    if peer:
+        print(f"stopped {peer} Karmada peer processes")
     print(f"stopped {n} processes" if n else f"no rig running under {args.workdir}")
     return 0
 

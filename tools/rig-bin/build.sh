@@ -2,16 +2,19 @@
 # Build (or reuse) the pinned control-plane binaries the Flotilla rig runs:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm and,
 # on request only, the Kubeflow training operator (component training-operator), umoci, which
-# tools/image/build.sh uses to assemble the operator's OCI image without a container daemon, and
+# tools/image/build.sh uses to assemble the operator's OCI image without a container daemon,
 # promrules, a small checker of Prometheus rule files built on Prometheus' own model/rulefmt and
-# promql/parser (tools/rig-bin/promrules/main.go; the chart's PrometheusRule is checked with it).
+# promql/parser (tools/rig-bin/promrules/main.go; the chart's PrometheusRule is checked with it),
+# and Karmada (component karmada: its scheduler, controller-manager, aggregated-apiserver and webhook),
+# the peer control plane that benchmarks/peer runs beside Flotilla (`make peer`).
 #
 # Binaries are cached outside the repository, keyed by component and version:
 #   ${FLOTILLA_RIG_CACHE:-~/.cache/flotilla-rig}/<component>-<version>/
 # A warm cache makes this a no-op that takes well under a second.
 #
 # Usage: tools/rig-bin/build.sh [component ...]
-#   (default: etcd kubernetes kwok helm; training-operator, umoci and promrules only when named)
+#   (default: etcd kubernetes kwok helm; training-operator, umoci, promrules and karmada only when named)
+# Go builds run under `nice -n ${FLOTILLA_BUILD_NICE:-10}`: a cold build shares its cores with tests.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -60,7 +63,7 @@ build() {  # build NAME VERSION WRAPPER LDFLAGS PKG:OUT ...
   for spec in "$@"; do
     local pkg=${spec%%:*} out=${spec#*:}
     (cd "$here/$wrapper" && run_with_progress "$name/$out" \
-      env CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -tags grpcnotrace \
+      nice -n "${FLOTILLA_BUILD_NICE:-10}" env CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -tags grpcnotrace \
         -ldflags "$ldflags" -o "$tmp/$out" "$pkg")
   done
   rm -rf "$dest"; mv "$tmp" "$dest"
@@ -101,6 +104,22 @@ for c in "${want[@]}"; do
       "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" helm.sh/helm/v3/cmd/helm:helm ;;
     training-operator) build training-operator "$TRAINING_OPERATOR_VERSION" training-operator "-s -w" \
       github.com/kubeflow/training-operator/cmd/training-operator.v1:training-operator ;;
+    karmada) build karmada "$KARMADA_VERSION" karmada \
+      "-s -w -X github.com/karmada-io/karmada/pkg/version.gitVersion=$KARMADA_VERSION -X github.com/karmada-io/karmada/pkg/version.gitTreeState=clean" \
+      github.com/karmada-io/karmada/cmd/scheduler:karmada-scheduler \
+      github.com/karmada-io/karmada/cmd/controller-manager:karmada-controller-manager \
+      github.com/karmada-io/karmada/cmd/aggregated-apiserver:karmada-aggregated-apiserver \
+      github.com/karmada-io/karmada/cmd/webhook:karmada-webhook
+      # The CRDs (charts/karmada/_crds) and the deployment manifests (artifacts/deploy: webhook
+      # configurations, APIService) ship in the module; keep them beside the binaries.
+      kdest="$cache/karmada-$KARMADA_VERSION"
+      if [[ ! -f "$kdest/crds/kustomization.yaml" || ! -f "$kdest/deploy/webhook-configuration.yaml" ]]; then
+        src=$(cd "$here/karmada" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' github.com/karmada-io/karmada)
+        rm -rf "$kdest/crds" "$kdest/deploy"; mkdir -p "$kdest/crds" "$kdest/deploy"
+        cp -r "$src/charts/karmada/_crds/." "$kdest/crds/"
+        cp -r "$src/artifacts/deploy/." "$kdest/deploy/"
+        chmod -R u+w "$kdest/crds" "$kdest/deploy"
+      fi ;;
     umoci) build umoci "$UMOCI_VERSION" umoci "-s -w" github.com/opencontainers/umoci/cmd/umoci:umoci ;;
     promrules) build promrules "$PROMETHEUS_VERSION" promrules "-s -w" .:promrules ;;
     *) log "unknown component: $c"; exit 2 ;;

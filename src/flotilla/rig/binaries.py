@@ -130,3 +130,74 @@ def ensure(build: bool = True, components: tuple[str, ...] = CORE_COMPONENTS) ->
     if found.missing(components):
         raise BinaryError(f"build finished but binaries are still missing: {found.missing(components)}")
     return found
+
+
+@dataclass(frozen=True)
+class KarmadaBinaries:
+    """Karmada's control-plane commands and the manifests that ship in its module (``tools/rig-bin/build.sh
+    karmada`` copies ``charts/karmada/_crds`` and ``artifacts/deploy`` beside the binaries)."""
+
+    root: Path
+    version: str
+
+    @property
+    def scheduler(self) -> Path:
+        return self.root / "karmada-scheduler"
+
+    @property
+    def controller_manager(self) -> Path:
+        return self.root / "karmada-controller-manager"
+
+    @property
+    def aggregated_apiserver(self) -> Path:
+        return self.root / "karmada-aggregated-apiserver"
+
+    @property
+    def webhook(self) -> Path:
+        return self.root / "karmada-webhook"
+
+    @property
+    def crds(self) -> Path:
+        return self.root / "crds"
+
+    @property
+    def deploy(self) -> Path:
+        return self.root / "deploy"
+
+    def missing(self) -> list[Path]:
+        binaries = [self.scheduler, self.controller_manager, self.aggregated_apiserver, self.webhook]
+        out = [p for p in binaries if not os.access(p, os.X_OK)]
+        out += [
+            p
+            for p in (self.crds / "kustomization.yaml", self.deploy / "webhook-configuration.yaml")
+            if not p.exists()
+        ]
+        return out
+
+
+def locate_karmada() -> KarmadaBinaries:
+    version = versions()["KARMADA_VERSION"]
+    return KarmadaBinaries(root=cache_dir() / f"karmada-{version}", version=version)
+
+
+def ensure_karmada(build: bool = True) -> KarmadaBinaries:
+    """Karmada's binaries, built with ``build.sh karmada`` when missing (progress goes to stderr)."""
+    found = locate_karmada()
+    if not found.missing():
+        return found
+    script = repo_root() / "tools" / "rig-bin" / "build.sh"
+    if not build:
+        names = ", ".join(str(p) for p in found.missing())
+        raise BinaryError(f"missing Karmada binaries: {names}; run 'bash {script} karmada' (or 'make peer')")
+    print(
+        f"flotilla: building Karmada {found.version} from its Go module (one-time; a cold build takes "
+        "about 10-20 minutes on 2 cores)...",
+        file=sys.stderr,
+        flush=True,
+    )
+    result = subprocess.run(["bash", str(script), "karmada"], check=False)
+    if result.returncode != 0:
+        raise BinaryError(f"{script} karmada failed with exit code {result.returncode}; see its output above")
+    if found.missing():
+        raise BinaryError(f"build finished but Karmada files are still missing: {found.missing()}")
+    return found

@@ -98,9 +98,14 @@ TRAINING_OPERATOR_NAMESPACE = "kubeflow"
 TRAINING_OPERATOR_SECRET = "training-operator-webhook-cert"
 TRAINING_OPERATOR_SERVICE = "training-operator"
 TRAINING_OPERATOR_MOUNTED_CERT = Path("/tmp/k8s-webhook-server/serving-certs/tls.crt")
-# Stop order: agents that talk to an API server first, etcd last.
+# Stop order: agents that talk to an API server first, etcd last. The karmada-* processes are the
+# Karmada peer's (flotilla.rig.peer), which runs its own rig workdir.
 STOP_ORDER = (
     "flotilla-operator",
+    "karmada-controller-manager",
+    "karmada-scheduler",
+    "karmada-webhook",
+    "karmada-aggregated-apiserver",
     "training-operator",
     "kwok",
     "kube-scheduler",
@@ -200,6 +205,10 @@ class Rig:
     verbose: bool = True
     hub: ClusterHandle | None = None
     members: dict[str, ClusterHandle] = field(default_factory=dict)
+    apiserver_args: dict[str, list[str]] = field(default_factory=dict)
+    """Extra kube-apiserver flags by cluster name (the Karmada peer's aggregation-layer flags)."""
+    etcd_urls: dict[str, str] = field(default_factory=dict)
+    """Each started cluster's etcd client URL (the Karmada aggregated API server shares it)."""
     _procs: dict[str, list[_Proc]] = field(default_factory=dict)
     _t0: float = field(default_factory=time.monotonic)
 
@@ -313,6 +322,20 @@ class Rig:
                 self._wait(f"{cluster}: kube-apiserver", proc, handle.ready, timeout)
         self.save_state()
 
+    def spawn(
+        self, cluster: str, name: str, binary: Path, args: list[str], env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start one more process that belongs to ``cluster`` (logged to ``<workdir>/<cluster>/<name>.log``,
+        stopped by :meth:`down` in :data:`STOP_ORDER`, recorded in ``state.json``)."""
+        if name not in STOP_ORDER:
+            raise RigError(f"process name {name!r} is not in STOP_ORDER; down() would not stop it")
+        proc = self._spawn(cluster, name, binary, args, env)
+        self.save_state()
+        return proc.popen
+
+    def process_log(self, cluster: str, name: str) -> Path:
+        return self._proc(cluster, name).log
+
     def _proc(self, cluster: str, name: str) -> _Proc:
         for proc in self._procs.get(cluster, []):
             if proc.name == name:
@@ -412,6 +435,7 @@ class Rig:
                 return False
 
         self._wait(f"{name}: etcd", etcd, etcd_ok, timeout)
+        self.etcd_urls[name] = f"http://127.0.0.1:{etcd_client}"
         port = (spec.port if spec else self.fleet.hub.port) or free_port()
         server = f"https://127.0.0.1:{port}"
         apiserver = self._spawn(
@@ -441,6 +465,7 @@ class Rig:
                 "--profiling=false",
                 "--max-requests-inflight=2000",
                 "--max-mutating-requests-inflight=1000",
+                *self.apiserver_args.get(name, ()),
             ],
         )
         kubeconfig = d / "kubeconfig"
