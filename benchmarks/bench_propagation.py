@@ -47,12 +47,12 @@ from flotilla.rig.runner import Rig
 NS = "bench-propagation"
 
 
-def deployment(i: int) -> dict[str, Any]:
+def deployment(i: int, ns: str = NS) -> dict[str, Any]:
     name = f"w-{i:04d}"
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS, "labels": {"bench": "propagation"}},
+        "metadata": {"name": name, "namespace": ns, "labels": {"bench": "propagation"}},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": {"app": name}},
@@ -66,11 +66,13 @@ def deployment(i: int) -> dict[str, Any]:
     }
 
 
-def policy() -> dict[str, Any]:
+def policy(ns: str = NS, api_version: str = GROUP_VERSION) -> dict[str, Any]:
+    """Every benchmark Deployment, Divided/Aggregated over a, b and c (``api_version`` may be Karmada's
+    ``policy.karmada.io/v1alpha1``: the spec is the same)."""
     return {
-        "apiVersion": GROUP_VERSION,
+        "apiVersion": api_version,
         "kind": "PropagationPolicy",
-        "metadata": {"name": "all", "namespace": NS},
+        "metadata": {"name": "all", "namespace": ns},
         "spec": {
             "resourceSelectors": [
                 {
@@ -90,9 +92,11 @@ def policy() -> dict[str, Any]:
     }
 
 
-def watch_arrivals(member: ClusterHandle, seen: dict[str, float], stop: threading.Event) -> None:
+def watch_arrivals(
+    member: ClusterHandle, seen: dict[str, float], stop: threading.Event, ns: str = NS
+) -> None:
     client = MemberClient(member.api_client().configuration)
-    path = f"/apis/apps/v1/namespaces/{NS}/deployments"
+    path = f"/apis/apps/v1/namespaces/{ns}/deployments"
     version = client.get(path)["metadata"]["resourceVersion"]
     while not stop.is_set():
         try:

@@ -72,6 +72,30 @@ PROCESSES = (
 )
 
 
+MAX_INT64 = str(2**63 - 1)
+
+
+def gpu_resource_models() -> list[dict[str, Any]]:
+    """Cluster ``spec.resourceModels`` with ``nvidia.com/gpu`` beside cpu and memory.
+
+    Karmada's default models (set when a Cluster is created) grade nodes by cpu and memory only, so
+    its general estimator, which simulates the graded nodes, finds room for no pod that requests a
+    GPU. A Karmada operator who schedules GPU workloads adds GPU grades like these (the last grade
+    of each resource ends at MaxInt64, as Karmada's validation requires)."""
+    bounds = {
+        "cpu": ["0", "1", "2", "8", "32", MAX_INT64],
+        "memory": ["0", "4Gi", "16Gi", "64Gi", "256Gi", MAX_INT64],
+        "nvidia.com/gpu": ["0", "1", "2", "4", "8", MAX_INT64],
+    }
+    return [
+        {
+            "grade": grade,
+            "ranges": [{"name": name, "min": b[grade], "max": b[grade + 1]} for name, b in bounds.items()],
+        }
+        for grade in range(5)
+    ]
+
+
 def peer_workdir(rig_workdir: Path) -> Path:
     return rig_workdir / "peer"
 
@@ -308,6 +332,19 @@ class KarmadaPeer:
                 "spec": spec,
             },
         )
+
+    def set_resource_models(self, name: str, models: list[dict[str, Any]]) -> None:
+        """Replace a Cluster's ``spec.resourceModels`` and wait until its status is graded by them."""
+        api = self.api.api_client()
+        cluster = {"apiVersion": CLUSTER_API, "kind": "Cluster", "metadata": {"name": name}}
+        kube.patch(api, cluster, {"spec": {"resourceModels": models}})
+
+        def graded() -> bool:
+            obj = kube.get(api, CLUSTER_API, "Cluster", name) or {}
+            summary = (obj.get("status") or {}).get("resourceSummary") or {}
+            return len(summary.get("allocatableModelings") or []) == len(models)
+
+        kube.wait_for(graded, timeout=120, interval=1.0, what=f"Cluster {name} graded by the new models")
 
     # ---------------------------------------------------------------- private
     def _say(self, msg: str) -> None:
