@@ -36,8 +36,8 @@ KARMADA_REJECTS: dict[str, tuple[str, str]] = {
     "ml-training/PropagationPolicy/llama-70b-pretrain": (
         "application failover is set, propagateDeps must be true",
         "Karmada's webhook requires propagateDeps: true with failover.application; Flotilla accepts the "
-        "policy (it does not propagate dependencies, and application failover is accepted and ignored "
-        "with a Warning event, docs/api-compatibility.md)",
+        "policy and acts on its application failover without it (it does not propagate dependencies: "
+        "propagateDeps is accepted and ignored, docs/api-compatibility.md)",
     ),
 }
 NO_POLICY = "(no policy)"
