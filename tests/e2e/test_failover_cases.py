@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from conftest import BACKEND, Fleet
+from conftest import BACKEND, Fleet, shared_dir
 from operator_support import (
     GROUP_VERSION,
     install_flotilla_crds,
@@ -52,8 +52,11 @@ from test_failover import (
 
 from flotilla import kube
 from flotilla.api.taints import UNREACHABLE, parse_time
+from flotilla.cli import default_fleet_path
 from flotilla.rig.cluster import ClusterHandle
+from flotilla.rig.fleet import load_fleet
 from flotilla.rig.partition import Partition, kubeconfig_through, partition_for
+from flotilla.rig.runner import Rig
 
 pytestmark = pytest.mark.skipif(BACKEND == "kind", reason="cuts and stops rig processes: local rig only")
 
@@ -63,6 +66,29 @@ BACKUP = {
         {"affinityName": "backup", "clusterNames": ["b"]},
     ]
 }
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """A rig of this module's own: its tests cut, stop and restart members, and must not depend on
+    what the rest of the suite left on the shared one (nor leave anything to it)."""
+    rig = Rig(fleet=load_fleet(default_fleet_path()), workdir=tmp_path_factory.mktemp("failover-rig"))
+    rig.up(shared_dir=shared_dir())
+    assert rig.hub is not None
+    try:
+        yield Fleet(rig.hub, dict(rig.members), rig)
+    finally:
+        rig.down()
+
+
+@pytest.fixture(scope="module")
+def hub(fleet: Fleet) -> ClusterHandle:
+    return fleet.hub
+
+
+@pytest.fixture(scope="module")
+def members(fleet: Fleet) -> dict[str, ClusterHandle]:
+    return fleet.members
 
 
 @pytest.fixture(scope="module")
