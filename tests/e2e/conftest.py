@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,14 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         return
     if backend != "local":
         raise pytest.UsageError(f"FLOTILLA_E2E_BACKEND must be 'local' or 'kind', not {backend!r}")
-    rig = Rig(fleet=load_fleet(default_fleet_path()), workdir=tmp_path_factory.mktemp("rig"))
+    with local_rig(tmp_path_factory.mktemp("rig")) as started:
+        yield started
+
+
+@contextmanager
+def local_rig(workdir: Path) -> Iterator[Fleet]:
+    """The default fleet started as local processes in ``workdir``, stopped on exit."""
+    rig = Rig(fleet=load_fleet(default_fleet_path()), workdir=workdir)
     rig.up(shared_dir=shared_dir())
     assert rig.hub is not None
     try:

@@ -24,7 +24,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from conftest import BACKEND, Fleet, shared_dir
+from conftest import BACKEND, Fleet, local_rig
 from operator_support import (
     GROUP_VERSION,
     install_flotilla_crds,
@@ -52,11 +52,8 @@ from test_failover import (
 
 from flotilla import kube
 from flotilla.api.taints import UNREACHABLE, parse_time
-from flotilla.cli import default_fleet_path
 from flotilla.rig.cluster import ClusterHandle
-from flotilla.rig.fleet import load_fleet
 from flotilla.rig.partition import Partition, kubeconfig_through, partition_for
-from flotilla.rig.runner import Rig
 
 pytestmark = pytest.mark.skipif(BACKEND == "kind", reason="cuts and stops rig processes: local rig only")
 
@@ -72,13 +69,8 @@ BACKUP = {
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """A rig of this module's own: its tests cut, stop and restart members, and must not depend on
     what the rest of the suite left on the shared one (nor leave anything to it)."""
-    rig = Rig(fleet=load_fleet(default_fleet_path()), workdir=tmp_path_factory.mktemp("failover-rig"))
-    rig.up(shared_dir=shared_dir())
-    assert rig.hub is not None
-    try:
-        yield Fleet(rig.hub, dict(rig.members), rig)
-    finally:
-        rig.down()
+    with local_rig(tmp_path_factory.mktemp("failover-rig")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
