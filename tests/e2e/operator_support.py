@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -71,6 +72,32 @@ def fleet_operator(hub: ClusterHandle, members: dict[str, ClusterHandle], **env:
         for name in members:
             kube.wait_for(partial(member_ready, hub, name), timeout=WAIT, what=f"member {name} Ready")
         yield runner
+
+
+def delete_and_wait_gone(
+    hub: ClusterHandle, members: dict[str, ClusterHandle], *objs: dict[str, Any], timeout: float = 120.0
+) -> None:
+    """Delete a test's templates on the hub and wait (best effort) for the operator to remove
+    their copies from every member: copies left behind hold GPUs that later tests count."""
+    api = hub.api_client()
+    for obj in objs:
+        with contextlib.suppress(Exception):
+            kube.delete(api, obj)
+
+    def copy_exists(member: ClusterHandle, obj: dict[str, Any]) -> bool:
+        api_version, kind, meta = obj["apiVersion"], obj["kind"], obj["metadata"]
+        with contextlib.suppress(Exception):
+            return (
+                kube.get(member.api_client(), api_version, kind, meta["name"], meta["namespace"]) is not None
+            )
+        return False
+
+    with contextlib.suppress(TimeoutError):
+        kube.wait_for(
+            lambda: not any(copy_exists(m, o) for m in members.values() for o in objs),
+            timeout=timeout,
+            what="the test's copies removed from the members",
+        )
 
 
 def new_namespace(hub: ClusterHandle, prefix: str) -> str:

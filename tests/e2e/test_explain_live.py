@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 import yaml
 from kopf.testing import KopfRunner
-from operator_support import GROUP_VERSION, WAIT, binding, condition_of, fleet_operator, gpu_deployment
+from operator_support import (
+    GROUP_VERSION,
+    WAIT,
+    binding,
+    condition_of,
+    delete_and_wait_gone,
+    fleet_operator,
+    gpu_deployment,
+)
 
 from flotilla import kube
 from flotilla.rig.cluster import ClusterHandle
@@ -35,7 +43,7 @@ def kubectl_flotilla(hub: ClusterHandle, *args: str) -> subprocess.CompletedProc
 
 
 def test_explain_says_where_a_manifest_would_go_before_it_is_applied(
-    operator: KopfRunner, hub: ClusterHandle, tmp_path: Path
+    operator: KopfRunner, hub: ClusterHandle, members: dict[str, ClusterHandle], tmp_path: Path
 ) -> None:
     ns = f"explain-{uuid.uuid4().hex[:5]}"
     kube.ensure_namespace(hub.api_client(), ns)
@@ -77,8 +85,11 @@ def test_explain_says_where_a_manifest_would_go_before_it_is_applied(
         cond = condition_of(binding(hub, ns, "h100-only-deployment"), "Scheduled")
         return cond if cond and cond["status"] == "True" else None
 
-    cond = kube.wait_for(scheduled, timeout=WAIT, what="the operator's decision")
-    assert cond["message"].startswith("scheduled to a:1 ")
+    try:
+        cond = kube.wait_for(scheduled, timeout=WAIT, what="the operator's decision")
+        assert cond["message"].startswith("scheduled to a:1 ")
+    finally:  # its 8 GPUs on a would be missing from every later test of the shared fleet
+        delete_and_wait_gone(hub, members, big)
 
 
 def test_explain_names_a_bad_manifest(hub: ClusterHandle, tmp_path: Path) -> None:

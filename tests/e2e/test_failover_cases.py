@@ -27,6 +27,7 @@ import pytest
 from conftest import BACKEND, Fleet, local_rig
 from operator_support import (
     GROUP_VERSION,
+    delete_and_wait_gone,
     install_flotilla_crds,
     member_ready,
     new_namespace,
@@ -116,27 +117,7 @@ def operator(
         try:
             yield
         finally:
-            _clean(hub, members, ns, *objs)
-
-
-def _clean(hub: ClusterHandle, members: dict[str, ClusterHandle], ns: str, *objs: dict[str, Any]) -> None:
-    """Delete the test's templates and wait for their copies to go (they hold GPUs others count)."""
-    api = hub.api_client()
-    for obj in objs:
-        with contextlib.suppress(Exception):
-            kube.delete(api, obj)
-
-    def gone() -> bool:
-        for member in members.values():
-            for obj in objs:
-                kind = PYTORCHJOBS if obj["kind"] == "PyTorchJob" else DEPLOYMENTS
-                with contextlib.suppress(Exception):
-                    if _get(member.api_client(), kind, ns, obj["metadata"]["name"]) is not None:
-                        return False
-        return True
-
-    with contextlib.suppress(Exception):
-        kube.wait_for(gone, timeout=120, what="the test's copies removed")
+            delete_and_wait_gone(hub, members, *objs)
 
 
 def _sample(metric: str, **labels: str) -> float:
@@ -383,4 +364,4 @@ def operator_resuming(
         try:
             yield
         finally:
-            _clean(hub, members, ns, *objs)
+            delete_and_wait_gone(hub, members, *objs)

@@ -8,10 +8,17 @@ so watch threads stop promptly.
 
 from __future__ import annotations
 
+import atexit
+import base64
+import binascii
 import contextlib
+import hashlib
 import json
+import os
+import shutil
 import socket
 import ssl
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -65,7 +72,9 @@ def load_kubeconfig(text: str) -> Configuration:
         raise InventoryError("KubeconfigInvalid", "kubeconfig has no clusters (not a kubeconfig?)")
     cfg = Configuration()
     try:
-        KubeConfigLoader(config_dict=doc).load_and_set(cfg)
+        KubeConfigLoader(config_dict=_with_data_in_files(doc)).load_and_set(cfg)
+    except InventoryError:
+        raise
     except Exception as exc:  # the loader raises ConfigException, KeyError, binascii.Error, ...
         raise InventoryError("KubeconfigInvalid", f"kubeconfig cannot be used: {exc}") from None
     host = str(getattr(cfg, "host", "") or "")
@@ -81,6 +90,67 @@ def load_kubeconfig(text: str) -> Configuration:
         ) from None
     cfg.retries = 0  # fail fast; the inventory retries with its own backoff
     return cfg
+
+
+# (section, key holding base64 data, key naming a file) of the kubeconfig fields that carry PEM.
+_DATA_FIELDS = (
+    ("clusters", "cluster", "certificate-authority-data", "certificate-authority"),
+    ("users", "user", "client-certificate-data", "client-certificate"),
+    ("users", "user", "client-key-data", "client-key"),
+)
+_pem_dir: str | None = None
+_pem_lock = threading.Lock()
+
+
+def _pem_file(data: bytes) -> str:
+    """A file holding ``data``, content-addressed in a directory private to this process.
+
+    The kubernetes client writes inline certificate data to temporary files itself, but it
+    publishes each file in a process-wide cache before writing it: another thread loading a
+    kubeconfig with the same data (members sharing a CA) can read it empty and fail with
+    ``NO_CERTIFICATE_OR_CRL_FOUND``. Here a file is complete before anyone can see its name.
+    """
+    global _pem_dir
+    with _pem_lock:
+        if _pem_dir is None:
+            try:
+                _pem_dir = tempfile.mkdtemp(prefix="flotilla-kubeconfig-")
+            except OSError as exc:
+                raise InventoryError(
+                    "KubeconfigInvalid", f"kubeconfig certificate data cannot be written: {exc}"
+                ) from None
+            atexit.register(shutil.rmtree, _pem_dir, True)
+        path = os.path.join(_pem_dir, hashlib.sha256(data).hexdigest())
+        if not os.path.exists(path):
+            fd, partial = tempfile.mkstemp(dir=_pem_dir)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(partial, path)
+        return path
+
+
+def _with_data_in_files(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with every inline certificate or key moved to a file (see :func:`_pem_file`)."""
+    doc = dict(doc)
+    for section, inner, data_key, file_key in _DATA_FIELDS:
+        entries = doc.get(section)
+        if not isinstance(entries, list):
+            continue
+        copied = []
+        for entry in entries:
+            body = entry.get(inner) if isinstance(entry, dict) else None
+            if isinstance(body, dict) and body.get(data_key):
+                try:
+                    data = base64.standard_b64decode(str(body[data_key]))
+                except (binascii.Error, ValueError) as exc:
+                    raise InventoryError(
+                        "KubeconfigInvalid", f"kubeconfig {inner} {data_key} is not base64: {exc}"
+                    ) from None
+                body = {k: v for k, v in body.items() if k != data_key} | {file_key: _pem_file(data)}
+                entry = {**entry, inner: body}
+            copied.append(entry)
+        doc[section] = copied
+    return doc
 
 
 class MemberClient:

@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import yaml
 from fake_apiserver import FakeApiServer
 from inventory_objects import node, pod
 
-from flotilla.inventory import InventoryError, InventoryManager, MemberConnection, MemberState
+from flotilla.certs import make_ca_pem
+from flotilla.inventory import (
+    InventoryError,
+    InventoryManager,
+    MemberConnection,
+    MemberState,
+    load_kubeconfig,
+)
 from flotilla.scheduler import SchedulerCache
 
 T = TypeVar("T")
@@ -223,6 +233,71 @@ def test_bad_certificate_data_is_invalid(server: FakeApiServer, manager: Invento
     )
     state = manager.register("bad", text)
     assert state.reason == "KubeconfigInvalid" and "certificates" in state.message
+
+
+def test_members_sharing_a_ca_load_concurrently() -> None:
+    """Members whose kubeconfigs carry the same CA, loaded from many threads at once, all load.
+
+    The kubernetes client's own temporary files are named in a shared cache before they are
+    written, so a concurrent reader could find the CA empty (seen on the rig: member c
+    ``KubeconfigInvalid: NO_CERTIFICATE_OR_CRL_FOUND``); ``load_kubeconfig`` writes its own.
+    """
+    ca_pem, key_pem = make_ca_pem("shared-ca")
+    barrier = threading.Barrier(16)
+    errors: list[BaseException] = []
+
+    def load(i: int) -> None:
+        text = yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "m",
+                        "cluster": {
+                            "server": f"https://127.0.0.1:{6443 + i}",
+                            "certificate-authority-data": base64.b64encode(ca_pem).decode(),
+                        },
+                    }
+                ],
+                "users": [
+                    {
+                        "name": "u",
+                        "user": {
+                            "client-certificate-data": base64.b64encode(ca_pem).decode(),
+                            "client-key-data": base64.b64encode(key_pem).decode(),
+                        },
+                    }
+                ],
+                "contexts": [{"name": "c", "context": {"cluster": "m", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+        barrier.wait()
+        try:
+            cfg = load_kubeconfig(text)
+            assert Path(cfg.ssl_ca_cert).read_bytes() == ca_pem
+            assert Path(cfg.key_file).read_bytes() == key_pem
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    for _round in range(5):
+        threads = [threading.Thread(target=load, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors, errors[0]
+
+
+def test_certificate_data_that_is_not_base64_is_invalid() -> None:
+    text = (
+        "clusters: [{name: x, cluster: {server: 'https://h', certificate-authority-data: 'abc'}}]\n"
+        "contexts: [{name: c, context: {cluster: x}}]\ncurrent-context: c\n"
+    )
+    with pytest.raises(InventoryError, match="certificate-authority-data is not base64") as info:
+        load_kubeconfig(text)
+    assert info.value.reason == "KubeconfigInvalid"
 
 
 def test_unreachable_member_and_repair(server: FakeApiServer, manager: InventoryManager) -> None:
