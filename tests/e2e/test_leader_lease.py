@@ -49,8 +49,8 @@ async def test_one_leader_and_fast_takeover(hub: ClusterHandle) -> None:
 
     task_one.cancel()  # a graceful stop releases the Lease: the standby takes over at once
     await asyncio.gather(task_one, return_exceptions=True)
-    for _ in range(50):
-        if two.is_leader:
+    for _ in range(50):  # leading: the started callback runs as a task once is_leader turns True
+        if two.is_leader and leading["two"]:
             break
         await asyncio.sleep(0.1)
     assert two.is_leader and leading == {"one": 0, "two": 1}
