@@ -218,6 +218,30 @@ def _targets(hub: ClusterHandle, ns: str, name: str) -> dict[str, Any]:
     return {c["name"]: c.get("replicas") for c in (rb.get("spec") or {}).get("clusters") or ()}
 
 
+def _wait_targets(hub: ClusterHandle, ns: str, name: str, expected: dict[str, Any], what: str) -> None:
+    """Wait for the binding's clusters to be ``expected``; a timeout tells what the binding and the
+    MemberClusters said instead."""
+    try:
+        kube.wait_for(lambda: _targets(hub, ns, name) == expected, timeout=WAIT, what=what)
+    except TimeoutError as exc:
+        rb = binding(hub, ns, name) or {}
+        members = {
+            mc["metadata"]["name"]: {
+                "taints": (mc.get("spec") or {}).get("taints"),
+                "conditions": [
+                    (c.get("type"), c.get("status"), c.get("reason"))
+                    for c in (mc.get("status") or {}).get("conditions") or ()
+                ],
+            }
+            for mc in kube.list_objects(hub.api_client(), GROUP_VERSION, "MemberCluster")
+        }
+        raise AssertionError(
+            f"{exc}: binding {ns}/{name} targets {_targets(hub, ns, name)}, "
+            f"conditions {(rb.get('status') or {}).get('conditions')}, "
+            f"eviction tasks {(rb.get('spec') or {}).get('gracefulEvictionTasks')}; members {members}"
+        ) from None
+
+
 def test_a_lost_member_fails_over_and_is_cleaned_when_it_returns(
     ns: str, fleet: Fleet, hub: ClusterHandle, members: dict[str, ClusterHandle]
 ) -> None:
@@ -251,12 +275,8 @@ def test_a_lost_member_fails_over_and_is_cleaned_when_it_returns(
     )
     kube.apply(api, _deployment(ns, "web", 4))
     kube.apply(api, _pytorchjob(ns, "train"))
-    kube.wait_for(
-        lambda: _targets(hub, ns, "web-deployment") == {"a": 2, "b": 2}, timeout=WAIT, what="web on a:2,b:2"
-    )
-    kube.wait_for(
-        lambda: _targets(hub, ns, "train-pytorchjob") == {"a": None}, timeout=WAIT, what="train on a"
-    )
+    kube.wait_for(hub, ns, "web-deployment", {"a": 2, "b": 2}, "web on a:2,b:2")
+    kube.wait_for(hub, ns, "train-pytorchjob", {"a": None}, "train on a")
     a, b = members["a"].api_client(), members["b"].api_client()
     web_b = kube.wait_for(lambda: _get(b, DEPLOYMENTS, ns, "web"), timeout=WAIT, what="web's copy on b")
     kube.wait_for(lambda: _get(a, DEPLOYMENTS, ns, "web"), timeout=WAIT, what="web's copy on a")

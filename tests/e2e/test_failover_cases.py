@@ -49,6 +49,7 @@ from test_failover import (
     _pytorchjob,
     _targets,
     _tasks,
+    _wait_targets,
 )
 
 from flotilla import kube
@@ -149,9 +150,7 @@ def test_a_partitioned_member_is_handled_like_a_dead_one(
             kube.apply(api, _policy(ns, "web", "apps/v1", "Deployment", BACKUP))
             kube.apply(api, job)
             kube.apply(api, web)
-            kube.wait_for(
-                lambda: _targets(hub, ns, "train-pytorchjob") == {"a": None}, timeout=WAIT, what="on a"
-            )
+            _wait_targets(hub, ns, "train-pytorchjob", {"a": None}, "the gang on a")
             wait_pytorchjob_running(members["a"], ns, "train", expected=2, timeout=WAIT)
             original = kube.wait_for(
                 lambda: _get(a, PYTORCHJOBS, ns, "train"), timeout=WAIT, what="gang on a"
@@ -215,9 +214,7 @@ def test_a_flapping_member_causes_no_eviction_storm(
         with operator(hub, members, ns, web):
             kube.apply(api, _policy(ns, "web", "apps/v1", "Deployment", BACKUP))
             kube.apply(api, web)
-            kube.wait_for(
-                lambda: _targets(hub, ns, "web-deployment") == {"a": 1}, timeout=WAIT, what="web on a"
-            )
+            _wait_targets(hub, ns, "web-deployment", {"a": 1}, "web on a")
             evictions = _evictions("a")
             flips = _sample(
                 "flotilla_cluster_taints_added_total", cluster="a", key=UNREACHABLE, effect="NoSchedule"
@@ -267,7 +264,7 @@ def test_a_workload_stuck_pending_inside_a_member_is_moved(
             kube.apply(api, web)
             kube.wait_for(lambda: _get(a, DEPLOYMENTS, ns, "web"), timeout=WAIT, what="web on a")
             placed = time.monotonic()
-            kube.wait_for(lambda: _targets(hub, ns, "web-deployment") == {"b": 2}, timeout=WAIT, what="moved")
+            _wait_targets(hub, ns, "web-deployment", {"b": 2}, "web moved to b")
             moved = time.monotonic() - placed
             assert _running_pods(members["a"], ns) == 0  # it was stuck there
             (task,) = _tasks(hub, ns, "web-deployment")
@@ -319,9 +316,7 @@ def test_the_operator_stopped_mid_failover_finishes_it_after_a_restart(
         with operator(hub, members, ns):  # (nothing deleted: the job stays)
             kube.apply(api, _policy(ns, "train", "kubeflow.org/v1", "PyTorchJob", placement))
             kube.apply(api, job)
-            kube.wait_for(
-                lambda: _targets(hub, ns, "train-pytorchjob") == {"a": None}, timeout=WAIT, what="on a"
-            )
+            _wait_targets(hub, ns, "train-pytorchjob", {"a": None}, "the gang on a")
             wait_pytorchjob_running(members["a"], ns, "train", expected=2, timeout=WAIT)
             cut_a.cut()
             since = kube.wait_for(no_execute_since, timeout=WAIT, what="a tainted NoExecute")
