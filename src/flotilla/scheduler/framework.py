@@ -149,7 +149,14 @@ class NodeFitPlugin(Plugin, Protocol):
 
 @runtime_checkable
 class NodeScorePlugin(Plugin, Protocol):
-    """Score (higher is better) of placing one pod of ``shape`` on a node in the given state."""
+    """Score (higher is better) of placing one pod of ``shape`` on a node in the given state.
+
+    A plugin whose score reads nothing of ``node`` but its resources (``allocatable``, ``free``,
+    the GPU ``devices``) and whose score for a given shape and node state never changes may set a
+    class attribute ``node_resources_only = True``. When every node score plugin of a profile
+    does, the scheduler evaluates each shape once per distinct node resource state in the fleet
+    (:attr:`~flotilla.scheduler.snapshot.NodeInfo.resource_key`) instead of once per node.
+    """
 
     def node_score(
         self, shape: PodShape, node: NodeInfo, free: Mapping[str, int], devices: Sequence[int]

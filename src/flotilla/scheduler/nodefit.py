@@ -55,6 +55,10 @@ UNBOUNDED = 1 << 30
 _MEMO_LIMIT = 512
 _INDEX_LIMIT = 64
 """Fit indexes (one per pod shape) kept per cluster; the least recently used is dropped first."""
+_SHARED_SHAPES = 256
+"""Pod shapes whose per-resource-state node entries an engine keeps (all dropped beyond)."""
+_SHARED_STATES = 1 << 16
+"""Node resource states kept per shape (that shape's table is reset beyond)."""
 
 
 def pod_capacity(shape: PodShape, free: Mapping[str, int], devices: Sequence[int]) -> int:
@@ -222,8 +226,10 @@ class FitIndex:
         index = cls(cluster.version, rejected)
         nodes = cluster.nodes
         entries = index.entries
+        shared = engine.shared_entries(shape)
+        node_entry = engine.node_entry
         for name in names:
-            entries[name] = entry = engine.node_entry(shape, nodes[name])
+            entries[name] = entry = node_entry(shape, nodes[name], shared)
             index._add(name, entry, sort=False)
         index.candidates.sort()
         return index
@@ -257,6 +263,7 @@ class FitIndex:
     def update(self, engine: NodeFitEngine, cluster: ClusterInfo, shape: PodShape, changed: set[str]) -> None:
         """Re-evaluate the ``changed`` eligible nodes and move to ``cluster``'s version."""
         entries, nodes = self.entries, cluster.nodes
+        shared = engine.shared_entries(shape)
         for name in changed:
             old = entries.get(name)
             if old is None:
@@ -266,7 +273,7 @@ class FitIndex:
             if node is None:
                 del entries[name]
                 continue
-            entries[name] = entry = engine.node_entry(shape, node)
+            entries[name] = entry = engine.node_entry(shape, node, shared)
             self._add(name, entry)
         self.version = cluster.version
 
@@ -310,6 +317,9 @@ class NodeFitEngine:
         self.token = next(_tokens)
         pickers = [p for p, _ in self.scorers if isinstance(p, DevicePickerPlugin)]
         self.device_picker: DevicePickerPlugin | None = pickers[0] if pickers else None
+        self.by_resources = all(getattr(p, "node_resources_only", False) for p, _ in self.scorers)
+        """Node entries depend only on the node's resource state: share them across nodes."""
+        self._shared: dict[Any, dict[int, NodeEntry]] = {}
 
     # -- static eligibility (labels, taints) -------------------------------------------------
     def eligible(
@@ -376,8 +386,33 @@ class NodeFitEngine:
         )
         return 0, 0.0, reasons
 
-    def node_entry(self, shape: PodShape, node: NodeInfo) -> NodeEntry:
-        """:meth:`_node_entry`, memoised on the (immutable) node."""
+    def shared_entries(self, shape: PodShape) -> dict[int, NodeEntry] | None:
+        """``resource_id -> NodeEntry`` of ``shape``, shared by every node in the fleet; None
+        when a node score plugin may read more than resources (then entries are per node)."""
+        if not self.by_resources:
+            return None
+        table = self._shared.get(shape.key)
+        if table is None:
+            if len(self._shared) >= _SHARED_SHAPES:
+                self._shared.clear()
+            table = self._shared[shape.key] = {}
+        elif len(table) >= _SHARED_STATES:
+            table.clear()
+        return table
+
+    def node_entry(
+        self, shape: PodShape, node: NodeInfo, shared: dict[int, NodeEntry] | None = None
+    ) -> NodeEntry:
+        """:meth:`_node_entry`, memoised per node resource state (``shared``, from
+        :meth:`shared_entries`) or else on the (immutable) node."""
+        if shared is None:
+            shared = self.shared_entries(shape)
+        if shared is not None:
+            rid = node.resource_id
+            hit = shared.get(rid)
+            if hit is None:
+                hit = shared[rid] = self._node_entry(shape, node)
+            return hit
         node_key = (self.token, shape.key)
         memo = node.memo
         entry: NodeEntry | None = memo.get(node_key)

@@ -15,6 +15,7 @@ at least that share free.
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -161,6 +162,22 @@ def _default_devices(allocatable: Mapping[str, int], used: Mapping[str, int]) ->
     return tuple(devices)
 
 
+_RESOURCE_IDS: dict[tuple[Any, ...], int] = {}
+_RESOURCE_ID_LIMIT = 1 << 20
+_next_resource_id = itertools.count(1)
+
+
+def _intern_resources(key: tuple[Any, ...]) -> int:
+    """The id of a resource state (a fresh one once the table was reset at its size bound:
+    ids are never reused, so a reset only costs memo hits, never a wrong answer)."""
+    rid = _RESOURCE_IDS.get(key)
+    if rid is None:
+        if len(_RESOURCE_IDS) >= _RESOURCE_ID_LIMIT:
+            _RESOURCE_IDS.clear()
+        rid = _RESOURCE_IDS[key] = next(_next_resource_id)
+    return rid
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class NodeInfo:
     """One node: allocatable, used and (derived) free resources, labels, taints and GPU devices.
@@ -182,6 +199,7 @@ class NodeInfo:
     whole_free: int = field(init=False, repr=False)
     memo: dict[Any, Any] = field(init=False, repr=False, default_factory=dict)
     """Per-shape fit/score results for this (immutable) node state."""
+    _resource_id: int = field(init=False, repr=False, default=0)
 
     def __post_init__(self) -> None:
         devices = (
@@ -197,6 +215,26 @@ class NodeInfo:
         object.__setattr__(self, "gpu_model", self.labels.get(GPU_PRODUCT_LABEL, ""))
         mem = self.labels.get(GPU_MEMORY_LABEL)
         object.__setattr__(self, "gpu_memory_mib", int(mem) if mem and mem.isdigit() else None)
+
+    @property
+    def resource_key(self) -> tuple[Any, ...]:
+        """The node's resource state: allocatable, free and the free share per GPU device.
+
+        Two nodes with equal keys look the same to every plugin that reads only resources
+        (``node_resources_only``), so the scheduler evaluates a shape once per resource state,
+        not once per node (see :class:`~flotilla.scheduler.nodefit.NodeFitEngine`).
+        """
+        return (tuple(sorted(self.allocatable.items())), tuple(sorted(self.free.items())), self.devices)
+
+    @property
+    def resource_id(self) -> int:
+        """A small integer standing for :attr:`resource_key` (equal keys, equal ids; interned
+        process-wide on first use, so nodes in equal states share one id)."""
+        rid = self._resource_id
+        if not rid:
+            rid = _intern_resources(self.resource_key)
+            object.__setattr__(self, "_resource_id", rid)
+        return rid
 
     @property
     def devices(self) -> tuple[int, ...]:

@@ -41,6 +41,8 @@ _MEMO_LIMIT = 1 << 20
 
 class GPUFragmentationPlugin:
     name = NAME
+    node_resources_only = True
+    """The score reads only the node's resources (see ``NodeScorePlugin``)."""
 
     def __init__(self, distribution: Sequence[TaskClass] | None = None) -> None:
         dist = tuple(distribution or DEFAULT_DISTRIBUTION)

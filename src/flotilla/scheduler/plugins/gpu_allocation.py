@@ -32,6 +32,8 @@ def _fraction_used_after(total: int, free: int, request: int) -> float:
 
 class GPUAllocationPlugin:
     name = NAME
+    node_resources_only = True
+    """The score reads only the node's resources (see ``NodeScorePlugin``)."""
 
     def __init__(self, strategy: str = BALANCED) -> None:
         if strategy not in STRATEGIES:
