@@ -134,6 +134,12 @@ class SchedulerCache:
         self._versions = itertools.count(1)
         self._generation = 0
         self._snapshot: Snapshot | None = None
+        self._owned: dict[str, set[tuple[str, str]]] = {}
+        """Owner token -> ``(cluster, uid)`` of the reported pods carrying it."""
+        self._static: dict[Any, Any] = {}
+        """Snapshot memo shared while no cluster is added, replaced or removed (``Snapshot.static_memo``)."""
+        self._fleet_log = ChangeLog(0)
+        """Which clusters each generation changed, since the last add/replace/remove of a cluster."""
 
     # -- internals ---------------------------------------------------------------------------
     def _node_effective(self, entry: _ClusterEntry, name: str) -> NodeInfo:
@@ -184,6 +190,12 @@ class SchedulerCache:
         )
         self._generation += 1
         self._snapshot = None
+        self._fleet_log.append(self._generation, (name,))
+
+    def _new_epoch(self) -> None:
+        """The cluster set or a cluster's metadata changed: snapshots start a new static memo."""
+        self._static = {}
+        self._fleet_log = ChangeLog(self._generation)
 
     def _reserve(self, res: _Reservation, sign: int) -> None:
         touched: dict[str, set[str]] = {}
@@ -211,12 +223,18 @@ class SchedulerCache:
         entry.base = replace(info, nodes={}, static_memo={}, changes=None)
         entry.base_nodes = dict(info.nodes)
         self._publish(info.name, None, usage_only=False)
+        self._new_epoch()
 
     def remove_cluster(self, name: str) -> None:
-        if self._entries.pop(name, None) is not None:
+        entry = self._entries.pop(name, None)
+        if entry is not None:
+            for pods in entry.pods.values():
+                for pod in pods.values():
+                    self._unown(name, pod)
             self._effective.pop(name, None)
             self._generation += 1
             self._snapshot = None
+            self._new_epoch()
 
     def upsert_node(self, cluster: str, node: NodeInfo) -> None:
         entry = self._entries[cluster]
@@ -231,7 +249,8 @@ class SchedulerCache:
         entry = self._entries.get(cluster)
         if entry is None or entry.base_nodes.pop(node_name, None) is None:
             return
-        entry.pods.pop(node_name, None)
+        for pod in entry.pods.pop(node_name, {}).values():
+            self._unown(cluster, pod)
         self._publish(cluster, [node_name], usage_only=False)
 
     def add_pod(self, cluster: str, pod: PodInfo) -> bool:
@@ -240,6 +259,8 @@ class SchedulerCache:
         entry = self._entries[cluster]
         self.remove_pod(cluster, pod.uid)
         entry.pods.setdefault(pod.node, {})[pod.uid] = pod
+        if pod.owner:
+            self._owned.setdefault(pod.owner, set()).add((cluster, pod.uid))
         changed = [pod.node]
         replaced = self._take_reserved(entry, cluster, pod)
         if replaced is not None and replaced != pod.node:
@@ -274,9 +295,19 @@ class SchedulerCache:
         if entry is None:
             return
         for node, pods in entry.pods.items():
-            if pods.pop(uid, None) is not None:
+            pod = pods.pop(uid, None)
+            if pod is not None:
+                self._unown(cluster, pod)
                 self._publish(cluster, [node], usage_only=True)
                 return
+
+    def _unown(self, cluster: str, pod: PodInfo) -> None:
+        if pod.owner:
+            owned = self._owned.get(pod.owner)
+            if owned is not None:
+                owned.discard((cluster, pod.uid))
+                if not owned:
+                    del self._owned[pod.owner]
 
     # -- reservations --------------------------------------------------------------------------
     def assume(
@@ -298,13 +329,7 @@ class SchedulerCache:
         res = _Reservation(key, list(assignments), self._clock() + (self._ttl if ttl is None else ttl), token)
         if not res.pods:
             return
-        res.seen = {
-            uid
-            for entry in self._entries.values()
-            for pods in entry.pods.values()
-            for uid, pod in pods.items()
-            if pod.owner == token
-        }
+        res.seen = {uid for _, uid in self._owned.get(token, ())}
         self._reservations[key] = res
         self._by_owner[token] = key
         heapq.heappush(self._deadlines, (res.deadline, next(self._seq), key))
@@ -353,7 +378,7 @@ class SchedulerCache:
         """An immutable view for one cycle (expires stale reservations first)."""
         self.expire()
         if self._snapshot is None:
-            self._snapshot = Snapshot(dict(self._effective), self._generation)
+            self._snapshot = Snapshot(dict(self._effective), self._generation, self._static, self._fleet_log)
         return self._snapshot
 
     def cluster(self, name: str) -> ClusterInfo:

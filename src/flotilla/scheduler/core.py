@@ -23,7 +23,8 @@ Per cluster, after the cluster filters pass, node-level fit decides feasibility:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import bisect
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -63,6 +64,60 @@ class _Check:
 
 _KEY_LIMIT = 4096
 """Distinct node-check keys interned per scheduler before the table is reset."""
+_VIEW_LIMIT = 64
+"""Fleet views (one per node-check key) kept per scheduler; the least recently used goes first."""
+
+
+class _FleetView:
+    """The node-level verdict of every cluster of one snapshot lineage for one node-check key.
+
+    Kept across decisions while the cluster set and the clusters' metadata stay the same (the
+    snapshots share ``static_memo``) and brought up to date from the snapshot's change log, so a
+    decision revisits only the clusters that changed since the last one with the same key.
+    """
+
+    __slots__ = (
+        "available",
+        "checks",
+        "epoch",
+        "feasible",
+        "generation",
+        "node_reasons",
+        "scores",
+        "statuses",
+    )
+
+    def __init__(self, epoch: dict[Any, Any]) -> None:
+        self.epoch = epoch
+        self.generation = -1
+        self.checks: dict[str, _Check] = {}
+        self.feasible: list[str] = []
+        """Names of the clusters that passed, in name order."""
+        self.statuses: dict[str, Status] = {}
+        self.node_reasons: dict[str, dict[str, int]] = {}
+        self.available: dict[str, dict[str, int]] = {}
+        self.scores: dict[str, float] = {}
+
+    def set(self, name: str, check: _Check) -> None:
+        """Record ``name``'s verdict, replacing its previous one."""
+        old = self.checks.get(name)
+        if old is not None:
+            if old.status.code is Code.SUCCESS:
+                del self.feasible[bisect.bisect_left(self.feasible, name)]
+                del self.scores[name]
+            else:
+                del self.statuses[name]
+                self.node_reasons.pop(name, None)
+        self.checks[name] = check
+        self.available[name] = check.available
+        if check.status.code is Code.SUCCESS:
+            bisect.insort(self.feasible, name)
+            self.scores[name] = check.score
+        else:
+            self.statuses[name] = check.status
+            if check.node_reasons is not None:
+                self.node_reasons[name] = check.node_reasons
+
 
 Mode = Literal["gang", "gang-multi-cluster", "duplicated", "divided"]
 PodGroup = tuple[str, PodShape, int]
@@ -96,7 +151,7 @@ class Explanation:
     statuses: dict[str, Status] = field(default_factory=dict)
     node_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
     available: dict[str, dict[str, int]] = field(default_factory=dict)
-    scores: dict[str, dict[str, ScoreEntry]] = field(default_factory=dict)
+    scores: Mapping[str, Mapping[str, ScoreEntry]] = field(default_factory=dict)
     totals: dict[str, float] = field(default_factory=dict)
     selected: list[str] = field(default_factory=list)
     replicas: dict[str, int] = field(default_factory=dict)
@@ -264,6 +319,7 @@ class Scheduler:
         self.framework = framework if framework is not None else Framework()
         self.engine = self.framework.engine
         self._check_keys: dict[tuple[Any, ...], object] = {}
+        self._views: dict[object, _FleetView] = {}
 
     # -- entry point -------------------------------------------------------------------------
     def schedule(self, snapshot: Snapshot, workload: Workload) -> ScheduleOutcome:
@@ -364,6 +420,40 @@ class Scheduler:
                 return _Check(status, avail, None, score)
         return _Check(Status(), avail, None, score)
 
+    def _fleet_view(
+        self,
+        snapshot: Snapshot,
+        key: object,
+        comps: Sequence[Component],
+        need: Mapping[str, int] | None,
+        primary: PodShape | None,
+    ) -> _FleetView | None:
+        """The :class:`_FleetView` of ``key`` brought to ``snapshot``, or None when the snapshot
+        carries no change log (not from a cache)."""
+        log = snapshot.changes
+        if log is None:
+            return None
+        view = self._views.pop(key, None)  # re-inserted below: least recently used goes first
+        since = None
+        if view is not None and view.epoch is snapshot.static_memo:
+            since = log.since(view.generation, snapshot.generation)
+        changed: Iterable[str] = snapshot.cluster_names if since is None else since
+        if view is None or since is None:
+            view = _FleetView(snapshot.static_memo)
+            while len(self._views) >= _VIEW_LIMIT:
+                del self._views[next(iter(self._views))]
+        clusters, node_check = snapshot.clusters, self._node_check
+        for name in changed:
+            cluster = clusters[name]
+            check = cluster.memo.get(key)
+            if check is None:
+                check = node_check(cluster, key, comps, need, primary)
+            if view.checks.get(name) is not check:
+                view.set(name, check)
+        view.generation = snapshot.generation
+        self._views[key] = view
+        return view
+
     # -- one affinity term ---------------------------------------------------------------------
     def _schedule_term(
         self, snapshot: Snapshot, workload: Workload, term_name: str, affinity: ClusterAffinity | None
@@ -395,7 +485,16 @@ class Scheduler:
         key = self._check_key(comps, need, primary)
         statuses, available = expl.statuses, expl.available
         success = Code.SUCCESS
-        for cluster in snapshot.ordered:
+        view = None
+        if not active and not keeping:
+            # No cluster filter this cycle: every cluster's verdict is its node check alone.
+            view = self._fleet_view(snapshot, key, comps, need, primary)
+        if view is not None:
+            expl.statuses, expl.available = statuses, available = dict(view.statuses), dict(view.available)
+            expl.node_reasons = dict(view.node_reasons)
+            feasible = [snapshot.clusters[n] for n in view.feasible]
+            node_scores = dict(view.scores)
+        for cluster in snapshot.ordered if view is None else ():
             name = cluster.name
             if active:
                 status = run_filter(state, workload, cluster, active)
@@ -563,7 +662,7 @@ class Scheduler:
         by_name = {c.name: c for c in selected}
         names = [c.name for c in selected]
         placers: dict[str, ClusterPlacer] = {}
-        left = {name: dict(limits[name]) for name in names if name in limits}
+        left = {name: dict(limits[name]) for name in names if name in limits} if limits else {}
         # Failover: pods kept where they run (per role); only the missing ones are divided.
         base = {comp: {n: per[n] for n in names if per.get(n, 0) > 0} for comp, per in (kept or {}).items()}
         base = {comp: per for comp, per in base.items() if per}

@@ -9,7 +9,7 @@ library).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import cast
 
 from flotilla.scheduler.framework import (
@@ -36,7 +36,7 @@ from flotilla.scheduler.plugins import DEFAULT_WEIGHTS, new_in_tree_registry
 from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
 from flotilla.scheduler.workload import Workload
 
-__all__ = ["NODE_SCORE", "Framework", "ScoreEntry", "normalize"]
+__all__ = ["NODE_SCORE", "Framework", "ScoreDetails", "ScoreEntry", "normalize"]
 
 NODE_SCORE = "NodeScore"
 """Name of the cluster score derived from the node score plugins (best node in the cluster)."""
@@ -47,12 +47,53 @@ ScoreEntry = tuple[float, float, float]
 
 def normalize(scores: dict[str, float]) -> None:
     """Min-max normalise in place to 0..100; all-equal scores all become 100."""
+    scores.update(_normalized(scores))
+
+
+def _normalized(scores: Mapping[str, float]) -> dict[str, float]:
+    """:func:`normalize` into a new dict."""
     if not scores:
-        return
+        return {}
     lo, hi = min(scores.values()), max(scores.values())
     span = hi - lo
-    for name, value in scores.items():
-        scores[name] = MAX_SCORE if span <= 0 else MIN_SCORE + (value - lo) * (MAX_SCORE - MIN_SCORE) / span
+    if span <= 0:
+        return dict.fromkeys(scores, MAX_SCORE)
+    k = MAX_SCORE - MIN_SCORE
+    return {name: MIN_SCORE + (value - lo) * k / span for name, value in scores.items()}
+
+
+class ScoreDetails(Mapping[str, dict[str, ScoreEntry]]):
+    """Per feasible cluster, ``plugin -> ScoreEntry``; kept as one column per plugin and built
+    per cluster only when asked for (an explanation reads a few clusters, not all of them)."""
+
+    __slots__ = ("_columns", "_names")
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self._names = dict.fromkeys(names)
+        self._columns: list[tuple[str, Mapping[str, float], Mapping[str, float], float | None]] = []
+
+    def add(
+        self, plugin: str, raw: Mapping[str, float], normalized: Mapping[str, float], weight: float | None
+    ) -> None:
+        """One plugin's raw and normalised scores; weighted = normalised x ``weight`` (None: 1, as is)."""
+        self._columns.append((plugin, raw, normalized, weight))
+
+    def __getitem__(self, name: str) -> dict[str, ScoreEntry]:
+        if name not in self._names:
+            raise KeyError(name)
+        out: dict[str, ScoreEntry] = {}
+        for plugin, raw, normalized, weight in self._columns:
+            if name not in normalized:
+                continue
+            value = normalized[name]
+            out[plugin] = (raw[name], value, value if weight is None else value * weight)
+        return out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class Framework:
@@ -137,13 +178,13 @@ class Framework:
         workload: Workload,
         clusters: Sequence[ClusterInfo],
         node_scores: Mapping[str, float],
-    ) -> tuple[dict[str, float], dict[str, dict[str, ScoreEntry]]]:
+    ) -> tuple[dict[str, float], ScoreDetails]:
         """Score, normalise and weight; returns totals and per-cluster ``plugin -> ScoreEntry``.
 
         ``node_scores`` (cluster -> best node score) enters as the :data:`NODE_SCORE` plugin.
         """
-        details: dict[str, dict[str, ScoreEntry]] = {c.name: {} for c in clusters}
-        totals = dict.fromkeys(details, 0.0)
+        totals = dict.fromkeys([c.name for c in clusters], 0.0)
+        details = ScoreDetails(totals)
         timed = self.observer is not None
         for plugin in self.scorers:
             start = time.perf_counter() if timed else 0.0
@@ -161,13 +202,14 @@ class Framework:
             if timed:
                 self._observe("Score", plugin.name, start)
             weight = self.weight(plugin.name)
+            details.add(plugin.name, raw, normalized, weight)
             for name, value in normalized.items():
-                details[name][plugin.name] = (raw[name], value, value * weight)
                 totals[name] += value * weight
         if node_scores and self.node_scorers:
-            normalized = dict(node_scores)
-            normalize(normalized)
-            for name, value in normalized.items():
-                details[name][NODE_SCORE] = (node_scores[name], value, value)
-                totals[name] += value
+            normalized = _normalized(node_scores)
+            details.add(NODE_SCORE, node_scores, normalized, None)
+            totals = {
+                name: total + normalized[name] if name in normalized else total
+                for name, total in totals.items()
+            }
         return totals, details

@@ -162,6 +162,7 @@ def _default_devices(allocatable: Mapping[str, int], used: Mapping[str, int]) ->
     return tuple(devices)
 
 
+_CLUSTER_NAMES = ("Snapshot", "names")
 _RESOURCE_IDS: dict[tuple[Any, ...], int] = {}
 _RESOURCE_ID_LIMIT = 1 << 20
 _next_resource_id = itertools.count(1)
@@ -386,14 +387,23 @@ class Snapshot:
 
     clusters: Mapping[str, ClusterInfo]
     generation: int = 0
+    static_memo: dict[Any, Any] = field(default_factory=dict, repr=False)
+    """Memo for results that depend only on the cluster set and the clusters' own metadata
+    (labels, taints, readiness, APIs; not nodes or usage): the cache shares it among its
+    snapshots until a cluster is added, replaced or removed."""
+    changes: ChangeLog | None = field(default=None, repr=False)
+    """Which clusters changed in each generation since ``static_memo`` was started (set by the
+    cache): lets the scheduler revisit only those clusters."""
     _sorted: tuple[str, ...] = field(init=False, repr=False)
     ordered: tuple[ClusterInfo, ...] = field(init=False, repr=False)
     """The clusters in name order."""
 
     def __post_init__(self) -> None:
-        names = tuple(sorted(self.clusters))
+        names = self.static_memo.get(_CLUSTER_NAMES)
+        if names is None:
+            names = self.static_memo[_CLUSTER_NAMES] = tuple(sorted(self.clusters))
         object.__setattr__(self, "_sorted", names)
-        object.__setattr__(self, "ordered", tuple(self.clusters[n] for n in names))
+        object.__setattr__(self, "ordered", tuple(map(self.clusters.__getitem__, names)))
 
     @classmethod
     def of(cls, clusters: Iterable[ClusterInfo], generation: int = 0) -> Snapshot:

@@ -18,9 +18,15 @@ class APIEnablementPlugin:
     def pre_filter(self, state: CycleState, workload: Workload, snapshot: Snapshot) -> Status:
         """SKIP when there is no gvk or every cluster lets it through (one scan, not N filter calls)."""
         gvk = workload.gvk
-        if not gvk or all(c.api_enablements is None or gvk in c.api_enablements for c in snapshot.ordered):
+        if not gvk:
             return SKIP
-        return SUCCESS
+        memo = snapshot.static_memo  # API enablements are cluster metadata: one scan per memo
+        served = memo.get((NAME, gvk))
+        if served is None:
+            served = memo[(NAME, gvk)] = all(
+                c.api_enablements is None or gvk in c.api_enablements for c in snapshot.ordered
+            )
+        return SKIP if served else SUCCESS
 
     def filter(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> Status:
         apis = cluster.api_enablements

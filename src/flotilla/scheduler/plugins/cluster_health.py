@@ -8,13 +8,19 @@ from flotilla.scheduler.workload import Workload
 
 NAME = "ClusterHealth"
 REASON = "cluster(s) were not ready"
+_ALL_READY = (NAME, "all ready")
 
 
 class ClusterHealthPlugin:
     name = NAME
 
     def pre_filter(self, state: CycleState, workload: Workload, snapshot: Snapshot) -> Status:
-        return SKIP if all(c.ready for c in snapshot.ordered) else SUCCESS
+        # (Readiness is cluster metadata: one scan per static memo, not one per cycle.)
+        memo = snapshot.static_memo
+        ready = memo.get(_ALL_READY)
+        if ready is None:
+            ready = memo[_ALL_READY] = all(c.ready for c in snapshot.ordered)
+        return SKIP if ready else SUCCESS
 
     def filter(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> Status:
         return SUCCESS if cluster.ready else Status.unschedulable(REASON)

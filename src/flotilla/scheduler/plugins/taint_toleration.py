@@ -13,13 +13,17 @@ from flotilla.scheduler.workload import Workload
 NAME = "TaintToleration"
 _EFFECTS = frozenset({"NoSchedule", "NoExecute"})
 _EXECUTE = frozenset({"NoExecute"})
+_TAINTED = (NAME, "any tainted")
 
 
 class TaintTolerationPlugin:
     name = NAME
 
     def pre_filter(self, state: CycleState, workload: Workload, snapshot: Snapshot) -> Status:
-        tainted = any(c.taints for c in snapshot.clusters.values())
+        memo = snapshot.static_memo
+        tainted = memo.get(_TAINTED)
+        if tainted is None:
+            tainted = memo[_TAINTED] = any(c.taints for c in snapshot.clusters.values())
         return SUCCESS if tainted else SKIP
 
     def filter(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> Status:
