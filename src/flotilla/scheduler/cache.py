@@ -37,6 +37,7 @@ from flotilla.scheduler.snapshot import (
     MILLI_PER_GPU,
     ChangeLog,
     ClusterInfo,
+    ClusterSummary,
     NodeInfo,
     Snapshot,
 )
@@ -168,16 +169,24 @@ class SchedulerCache:
         entry = self._entries[name]
         old = self._effective.get(name)
         changed: tuple[str, ...] = ()
-        if old is None or changed_nodes is None:
+        if old is None or changed_nodes is None or old.summary is None:
             nodes = {n: self._node_effective(entry, n) for n in sorted(entry.base_nodes)}
+            summary = ClusterSummary.of(nodes.values())
         else:
             nodes = dict(old.nodes)
             changed = tuple(changed_nodes)
+            removed: list[NodeInfo] = []
+            added: list[NodeInfo] = []
             for n in changed:
+                prev = nodes.get(n)
+                if prev is not None:
+                    removed.append(prev)
                 if n in entry.base_nodes:
-                    nodes[n] = self._node_effective(entry, n)
-                else:
-                    nodes.pop(n, None)
+                    nodes[n] = node = self._node_effective(entry, n)
+                    added.append(node)
+                elif prev is not None:
+                    del nodes[n]
+            summary = old.summary.updated(removed, added)
         version = next(self._versions)
         if old is not None and usage_only and changed_nodes is not None and old.changes is not None:
             static, changes = old.static_memo, old.changes
@@ -186,7 +195,7 @@ class SchedulerCache:
             static = old.static_memo if (old is not None and usage_only) else {}
             changes = ChangeLog(version)
         self._effective[name] = replace(
-            entry.base, nodes=nodes, version=version, static_memo=static, changes=changes
+            entry.base, nodes=nodes, version=version, static_memo=static, changes=changes, summary=summary
         )
         self._generation += 1
         self._snapshot = None
@@ -220,7 +229,7 @@ class SchedulerCache:
         entry = self._entries.get(info.name)
         if entry is None:
             entry = self._entries[info.name] = _ClusterEntry(info)
-        entry.base = replace(info, nodes={}, static_memo={}, changes=None)
+        entry.base = replace(info, nodes={}, static_memo={}, changes=None, summary=None)
         entry.base_nodes = dict(info.nodes)
         self._publish(info.name, None, usage_only=False)
         self._new_epoch()

@@ -279,22 +279,30 @@ class FitIndex:
 
     def fit(self) -> ShapeFit:
         """The :class:`ShapeFit` of the current state (a copy: later updates do not change it)."""
-        rejected, short = self.rejected, self.short
         candidates = list(self.candidates)
-        node_reasons = {r: n for r, (_, n) in rejected.items()}
-        fit = ShapeFit(min(self.available, UNBOUNDED), candidates, node_reasons)
         if candidates:
-            return fit
-        node_reasons.update(short)
-        if short:
-            top = min(short.items(), key=lambda kv: (-kv[1], kv[0]))[0]
-            fit.reason, fit.plugin = f"{top} on any single node", self.short_plugin[top]
-        elif rejected:
-            top = min(rejected.items(), key=lambda kv: (-kv[1][1], kv[0]))[0]
-            fit.reason, fit.plugin = top, rejected[top][0]
-        else:
-            fit.reason, fit.plugin = "no nodes", "NodeReady"
-        return fit
+            node_reasons = {r: n for r, (_, n) in self.rejected.items()}
+            return ShapeFit(min(self.available, UNBOUNDED), candidates, node_reasons)
+        return _no_room(self.rejected, self.short, self.short_plugin)
+
+
+def _no_room(
+    rejected: Mapping[str, tuple[str, int]], short: Mapping[str, int], short_plugin: Mapping[str, str]
+) -> ShapeFit:
+    """The :class:`ShapeFit` of a cluster where no node has room for one pod: the node reason
+    histogram, and the commonest reason (ties by name) as the cluster's."""
+    node_reasons = {r: n for r, (_, n) in rejected.items()}
+    fit = ShapeFit(0, [], node_reasons)
+    node_reasons.update(short)
+    if short:
+        top = min(short.items(), key=lambda kv: (-kv[1], kv[0]))[0]
+        fit.reason, fit.plugin = f"{top} on any single node", short_plugin[top]
+    elif rejected:
+        top = min(rejected.items(), key=lambda kv: (-kv[1][1], kv[0]))[0]
+        fit.reason, fit.plugin = top, rejected[top][0]
+    else:
+        fit.reason, fit.plugin = "no nodes", "NodeReady"
+    return fit
 
 
 _tokens = itertools.count(1)
@@ -457,14 +465,49 @@ class NodeFitEngine:
         indexes[shape.key] = index
         return index
 
+    def summary_fit(self, cluster: ClusterInfo, shape: PodShape) -> ShapeFit | None:
+        """The :class:`ShapeFit` read from the cluster's summary when it shows that no node has
+        room for one pod of ``shape``; None when some node may have room, or when the summary
+        cannot tell (no summary, plugins reading more than resources, or nodes left out by the
+        node filters).
+
+        Exactly what the per-shape index would say, in O(distinct node resource states): every
+        eligible node is a Ready node (counted by state), so the reasons of each state, times
+        its count, make the same histogram. The cluster then needs no index for this shape.
+        """
+        summary = cluster.summary
+        if summary is None or not self.by_resources or len(self.fits) > 1:
+            return None
+        names, rejected = self.eligible(cluster, shape)
+        if len(names) != summary.ready:
+            return None
+        shared = self.shared_entries(shape)
+        nodes = summary.nodes
+        short: Counter[str] = Counter()
+        short_plugin: dict[str, str] = {}
+        for rid, count in summary.counts.items():
+            entry = self.node_entry(shape, nodes[rid], shared)
+            if entry[0] > 0:
+                return None
+            for plugin, res in entry[2]:
+                short[res] += count
+                short_plugin.setdefault(res, plugin)
+        return _no_room(rejected, short, short_plugin)
+
     def shape_fit(self, cluster: ClusterInfo, shape: PodShape) -> ShapeFit:
-        """Memoised per cluster version: available pods, ranked candidate nodes and a rejection reason."""
+        """Memoised per cluster version: available pods, ranked candidate nodes and a rejection reason.
+
+        A cluster whose summary shows no room for the shape is answered from the summary
+        (:meth:`summary_fit`); the others from the shape's index (:meth:`fit_index`).
+        """
         key = (self.token, "fit", shape.key)
         memo = cluster.memo
         hit = memo.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-        fit = self.fit_index(cluster, shape).fit()
+        fit = self.summary_fit(cluster, shape)
+        if fit is None:
+            fit = self.fit_index(cluster, shape).fit()
         if len(memo) > _MEMO_LIMIT:
             memo.clear()
         memo[key] = fit

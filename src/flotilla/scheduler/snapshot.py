@@ -33,6 +33,7 @@ __all__ = [
     "MILLI_PER_GPU",
     "ChangeLog",
     "ClusterInfo",
+    "ClusterSummary",
     "NodeInfo",
     "Snapshot",
     "Taint",
@@ -315,6 +316,67 @@ class ChangeLog:
         return out
 
 
+class ClusterSummary:
+    """How many Ready nodes of one cluster are in each resource state (``NodeInfo.resource_id``).
+
+    The :class:`~flotilla.scheduler.cache.SchedulerCache` keeps it on every
+    :class:`ClusterInfo` it publishes, updated from the nodes that changed (copy on write: a
+    summary handed out never changes). It answers "can any node of this cluster hold one pod
+    of this shape, and if not, why" in O(distinct resource states) instead of O(nodes):
+    ``nodes`` holds one node per state to evaluate the plugins on.
+    """
+
+    __slots__ = ("counts", "nodes", "ready")
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        """``resource_id -> Ready nodes`` in that state."""
+        self.nodes: dict[int, NodeInfo] = {}
+        """One node per resource state (any node in that state: the state is all that is read)."""
+        self.ready = 0
+        """Ready nodes in the cluster."""
+
+    @classmethod
+    def of(cls, nodes: Iterable[NodeInfo]) -> ClusterSummary:
+        """The summary of ``nodes``, computed from scratch."""
+        return cls().updated((), nodes)
+
+    def updated(self, removed: Iterable[NodeInfo], added: Iterable[NodeInfo]) -> ClusterSummary:
+        """A new summary: this one without the ``removed`` node states, with the ``added`` ones."""
+        out = ClusterSummary()
+        counts, nodes = out.counts, out.nodes
+        counts.update(self.counts)
+        nodes.update(self.nodes)
+        ready = self.ready
+        for node in removed:
+            if node.ready:
+                rid = node.resource_id
+                left = counts[rid] - 1
+                if left:
+                    counts[rid] = left
+                else:
+                    del counts[rid], nodes[rid]
+                ready -= 1
+        for node in added:
+            if node.ready:
+                rid = node.resource_id
+                counts[rid] = counts.get(rid, 0) + 1
+                nodes.setdefault(rid, node)
+                ready += 1
+        out.ready = ready
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ClusterSummary):
+            return NotImplemented
+        return self.ready == other.ready and self.counts == other.counts
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ClusterSummary(ready={self.ready}, states={len(self.counts)})"
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ClusterInfo:
     """One member cluster: metadata the cluster-level plugins read, and its nodes.
@@ -338,6 +400,8 @@ class ClusterInfo:
     """Memo for results that depend only on labels/taints; shared across usage-only versions."""
     changes: ChangeLog | None = field(default=None, repr=False)
     """Node changes per usage-only version, shared with the versions before (set by the cache)."""
+    summary: ClusterSummary | None = field(default=None, repr=False)
+    """Ready nodes per resource state (set by the cache, kept up to date from node changes)."""
     memo: dict[Any, Any] = field(init=False, repr=False, default_factory=dict)
     """Memo for results that depend on usage; private to this version."""
 
