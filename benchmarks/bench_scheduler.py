@@ -7,11 +7,16 @@ fresh cache snapshot and its pods are reserved (``assume``), so later decisions 
 
 Prints, per fleet size: decisions/s (wall and process CPU time), p50/p99 wall latency of one
 decision (schedule + assume), mean and p99 CPU time of one decision, the time to clear the queue
-and how many workloads were placed. The first decisions on a fresh fleet build each cluster's
-per-shape fit index (a full scan); later ones re-evaluate only the nodes that changed.
+and how many workloads were placed, the memory the fleet takes in the scheduler cache (RSS
+growth while building it) and what the scheduler's indexes add while the queue runs. The first
+decisions on a fresh fleet evaluate each shape once per node resource state and build each
+cluster's per-shape index (clusters with no room for the shape are answered from their
+summary instead); later ones revisit only the clusters and nodes that changed. Then the growth
+from 100 to 1,000 clusters: CPU per decision against the 10x more clusters.
 
-    .venv/bin/python benchmarks/bench_scheduler.py            # 10, 100, 1000 clusters
+    .venv/bin/python benchmarks/bench_scheduler.py            # 10, 100, 1000, 5000 clusters
     .venv/bin/python benchmarks/bench_scheduler.py --quick    # seconds, for CI
+    .venv/bin/python benchmarks/bench_scheduler.py --clusters 5000 --decisions 1000
 
 Each decision is instrumented as the operator ships it (``flotilla.metrics.SchedulerObserver``:
 the algorithm timed, every plugin call timed on one attempt in ten); ``--bare`` leaves the
@@ -21,10 +26,12 @@ metrics out, to measure what they cost.
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import time
 
+from bench_inventory_memory import rss_mib
 from flotilla.metrics import SchedulerObserver
 from flotilla.scheduler import (
     GPU_MEMORY_LABEL,
@@ -126,9 +133,13 @@ def make_workloads(count: int, seed: int = 11) -> list[Workload]:
 
 
 def run(clusters: int, nodes: int, count: int, bare: bool = False) -> dict[str, float]:
+    gc.collect()
+    rss0 = rss_mib()
     build = time.perf_counter()
     cache = make_fleet(clusters, nodes)
     build = time.perf_counter() - build
+    gc.collect()
+    rss1 = rss_mib()
     workloads = make_workloads(count)
     scheduler = Scheduler()
     observer = SchedulerObserver(profile="bench")
@@ -151,6 +162,8 @@ def run(clusters: int, nodes: int, count: int, bare: bool = False) -> dict[str, 
         cpu_times.append(time.process_time() - c0)
     total = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
+    gc.collect()
+    rss2 = rss_mib()
     latencies.sort()
     cpu_times.sort()
     return {
@@ -166,6 +179,8 @@ def run(clusters: int, nodes: int, count: int, bare: bool = False) -> dict[str, 
         "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
         "cpu_ms": 1000 * cpu / count,
         "cpu_p99_ms": 1000 * cpu_times[min(len(cpu_times) - 1, int(0.99 * len(cpu_times)))],
+        "cache_mib": rss1 - rss0,
+        "sched_mib": rss2 - rss1,
     }
 
 
@@ -174,24 +189,42 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small runs (CI)")
     parser.add_argument("--nodes", type=int, default=100, help="GPU nodes per cluster")
     parser.add_argument("--bare", action="store_true", help="no metrics (the cost of instrumentation)")
+    parser.add_argument("--clusters", type=int, help="one fleet of this many clusters instead of the plan")
+    parser.add_argument("--decisions", type=int, default=1000, help="queue length with --clusters")
     args = parser.parse_args()
-    plan = [(10, 1000), (100, 2000)] if args.quick else [(10, 10_000), (100, 10_000), (1000, 1000)]
+    if args.clusters:
+        plan = [(args.clusters, args.decisions)]
+    elif args.quick:
+        plan = [(10, 1000), (100, 2000)]
+    else:
+        plan = [(10, 10_000), (100, 10_000), (1000, 1000), (5000, 1000)]
     print(
         f"{'clusters':>8} {'nodes':>7} {'decisions':>9} {'placed':>7} {'dec/s':>8} {'cpu dec/s':>9} "
         f"{'p50 ms':>7} {'p99 ms':>7} {'cpu ms':>7} {'cpu p99':>7} "
-        f"{'queue s':>8} {'build s':>7}"
+        f"{'queue s':>8} {'build s':>7} {'cache MiB':>9} {'index MiB':>9}"
     )
+    cpu_ms: dict[int, float] = {}
     for clusters, count in plan:
         r = run(clusters, args.nodes, count, bare=args.bare)
+        cpu_ms[clusters] = r["cpu_ms"]
         print(
             f"{r['clusters']:>8} {r['nodes']:>7} {r['decisions']:>9} {r['placed']:>7} "
             f"{r['rate']:>8.0f} {r['cpu_rate']:>9.0f} "
             f"{r['p50_ms']:>7.3f} {r['p99_ms']:>7.3f} {r['cpu_ms']:>7.3f} {r['cpu_p99_ms']:>7.3f} "
-            f"{r['total_s']:>8.2f} {r['build_s']:>7.2f}"
+            f"{r['total_s']:>8.2f} {r['build_s']:>7.2f} {r['cache_mib']:>9.0f} {r['sched_mib']:>9.0f}"
+        )
+    if 100 in cpu_ms and 1000 in cpu_ms:
+        print(
+            f"100 -> 1,000 clusters: CPU per decision x{cpu_ms[1000] / cpu_ms[100]:.1f} "
+            "for x10 clusters (linear: x10)"
         )
     print("queue s = wall time to schedule and reserve every queued workload in order (one process);")
     print("cpu dec/s, cpu ms, cpu p99 = per this process's CPU time (robust on a shared machine);")
     print("p50/p99 ms = wall time of one decision (schedule + assume).")
+    print(
+        "cache MiB = RSS growth while the fleet is loaded into the SchedulerCache; "
+        "index MiB = RSS growth while the queue runs (indexes, views, reservations)."
+    )
     print(
         "bare: no metrics"
         if args.bare

@@ -187,6 +187,7 @@ class SchedulerCache:
                 elif prev is not None:
                     del nodes[n]
             summary = old.summary.updated(removed, added)
+        summary.source = nodes
         version = next(self._versions)
         if old is not None and usage_only and changed_nodes is not None and old.changes is not None:
             static, changes = old.static_memo, old.changes

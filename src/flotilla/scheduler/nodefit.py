@@ -468,15 +468,20 @@ class NodeFitEngine:
     def summary_fit(self, cluster: ClusterInfo, shape: PodShape) -> ShapeFit | None:
         """The :class:`ShapeFit` read from the cluster's summary when it shows that no node has
         room for one pod of ``shape``; None when some node may have room, or when the summary
-        cannot tell (no summary, plugins reading more than resources, or nodes left out by the
-        node filters).
+        cannot tell (no summary or one of other nodes, plugins reading more than resources, or
+        nodes left out by the node filters).
 
         Exactly what the per-shape index would say, in O(distinct node resource states): every
         eligible node is a Ready node (counted by state), so the reasons of each state, times
         its count, make the same histogram. The cluster then needs no index for this shape.
         """
         summary = cluster.summary
-        if summary is None or not self.by_resources or len(self.fits) > 1:
+        if (
+            summary is None
+            or summary.source is not cluster.nodes
+            or not self.by_resources
+            or len(self.fits) > 1
+        ):
             return None
         names, rejected = self.eligible(cluster, shape)
         if len(names) != summary.ready:

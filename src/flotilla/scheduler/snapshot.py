@@ -326,7 +326,7 @@ class ClusterSummary:
     ``nodes`` holds one node per state to evaluate the plugins on.
     """
 
-    __slots__ = ("counts", "nodes", "ready")
+    __slots__ = ("counts", "nodes", "ready", "source")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
@@ -335,6 +335,9 @@ class ClusterSummary:
         """One node per resource state (any node in that state: the state is all that is read)."""
         self.ready = 0
         """Ready nodes in the cluster."""
+        self.source: Mapping[str, NodeInfo] | None = None
+        """The node map summarised (the cache sets it): a copy of the ClusterInfo with other
+        nodes (``dataclasses.replace``) keeps the summary but not the map, so it is not used."""
 
     @classmethod
     def of(cls, nodes: Iterable[NodeInfo]) -> ClusterSummary:
@@ -401,7 +404,8 @@ class ClusterInfo:
     changes: ChangeLog | None = field(default=None, repr=False)
     """Node changes per usage-only version, shared with the versions before (set by the cache)."""
     summary: ClusterSummary | None = field(default=None, repr=False)
-    """Ready nodes per resource state (set by the cache, kept up to date from node changes)."""
+    """Ready nodes per resource state (set by the cache, kept up to date from node changes);
+    read only while ``summary.source is nodes``."""
     memo: dict[Any, Any] = field(init=False, repr=False, default_factory=dict)
     """Memo for results that depend on usage; private to this version."""
 

@@ -242,3 +242,19 @@ def test_summary_answers_a_cluster_with_no_room_exactly_as_its_nodes() -> None:
     assert not info.static_memo.get((scheduler.engine.token, "indexes"))
     # A shape some node has room for is left to the index.
     assert scheduler.engine.summary_fit(info, Component("m", 1, {"cpu": 1000, GPU_RESOURCE: 2}).shape) is None
+
+
+def test_a_copy_with_other_nodes_does_not_read_the_summary() -> None:
+    """``dataclasses.replace`` keeps the summary field; the summary of the old nodes must not
+    answer for the new ones."""
+    from dataclasses import replace
+
+    cache = SchedulerCache()
+    cache.update_cluster(ClusterInfo("a", {"n0": node("n0", gpus=8, gpu_free=(0,) * 8)}))
+    info = cache.cluster("a")
+    shape = Component("m", 1, {"cpu": 1000, GPU_RESOURCE: 4}).shape
+    engine = Scheduler().engine
+    assert engine.summary_fit(info, shape) is not None  # full: answered by the summary
+    roomy = replace(info, nodes={"n1": node("n1", gpus=8)}, static_memo={}, changes=None)
+    assert engine.summary_fit(roomy, shape) is None
+    assert engine.shape_fit(roomy, shape).available == 2
