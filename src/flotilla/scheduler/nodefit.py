@@ -55,10 +55,9 @@ UNBOUNDED = 1 << 30
 _MEMO_LIMIT = 512
 _INDEX_LIMIT = 64
 """Fit indexes (one per pod shape) kept per cluster; the least recently used is dropped first."""
-_SHARED_SHAPES = 256
-"""Pod shapes whose per-resource-state node entries an engine keeps (all dropped beyond)."""
-_SHARED_STATES = 1 << 16
-"""Node resource states kept per shape (that shape's table is reset beyond)."""
+_SHARED_LIMIT = 1 << 18
+"""Node entries shared per resource state an engine keeps, over all shapes (~30 MB at most;
+all are dropped beyond, and recomputed as needed)."""
 
 
 def pod_capacity(shape: PodShape, free: Mapping[str, int], devices: Sequence[int]) -> int:
@@ -328,6 +327,7 @@ class NodeFitEngine:
         self.by_resources = all(getattr(p, "node_resources_only", False) for p, _ in self.scorers)
         """Node entries depend only on the node's resource state: share them across nodes."""
         self._shared: dict[Any, dict[int, NodeEntry]] = {}
+        self._shared_size = 0
 
     # -- static eligibility (labels, taints) -------------------------------------------------
     def eligible(
@@ -399,13 +399,12 @@ class NodeFitEngine:
         when a node score plugin may read more than resources (then entries are per node)."""
         if not self.by_resources:
             return None
+        if self._shared_size >= _SHARED_LIMIT:
+            self._shared.clear()
+            self._shared_size = 0
         table = self._shared.get(shape.key)
         if table is None:
-            if len(self._shared) >= _SHARED_SHAPES:
-                self._shared.clear()
             table = self._shared[shape.key] = {}
-        elif len(table) >= _SHARED_STATES:
-            table.clear()
         return table
 
     def node_entry(
@@ -420,6 +419,7 @@ class NodeFitEngine:
             hit = shared.get(rid)
             if hit is None:
                 hit = shared[rid] = self._node_entry(shape, node)
+                self._shared_size += 1
             return hit
         node_key = (self.token, shape.key)
         memo = node.memo

@@ -165,7 +165,8 @@ def _default_devices(allocatable: Mapping[str, int], used: Mapping[str, int]) ->
 
 _CLUSTER_NAMES = ("Snapshot", "names")
 _RESOURCE_IDS: dict[tuple[Any, ...], int] = {}
-_RESOURCE_ID_LIMIT = 1 << 20
+_RESOURCE_ID_LIMIT = 1 << 16
+"""Resource states interned before the table is reset (~30 MB at most)."""
 _next_resource_id = itertools.count(1)
 
 
