@@ -391,9 +391,9 @@ class Scheduler:
         primary: PodShape | None,
     ) -> _Check:
         engine = self.engine
-        fits = {c.name: engine.shape_fit(cluster, c.shape) for c in comps}
+        fits = {c.name: engine.verdict(cluster, c.shape) for c in comps}
         avail = {name: fit.available for name, fit in fits.items()}
-        best = engine.shape_fit(cluster, primary).best_score if primary is not None else None
+        best = engine.verdict(cluster, primary).best_score if primary is not None else None
         score = best if best is not None else 0.0
         if need is None:
             if comps and not any(avail.values()):

@@ -47,6 +47,7 @@ __all__ = [
     "NodeState",
     "PodAssignment",
     "ShapeFit",
+    "Verdict",
     "insufficient_resources",
     "pod_capacity",
 ]
@@ -190,6 +191,18 @@ class ShapeFit:
     @property
     def best_score(self) -> float | None:
         return -self.candidates[0][0] if self.candidates else None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the cluster-level filter needs of a shape's node-level fit: the pods that fit, the
+    best node's score, and why nothing fits (the fields of :class:`ShapeFit` but the ranking)."""
+
+    available: int
+    best_score: float | None
+    node_reasons: dict[str, int]
+    reason: str = ""
+    plugin: str = ""
 
 
 NodeEntry = tuple[int, float, tuple[tuple[str, str], ...]]
@@ -498,6 +511,62 @@ class NodeFitEngine:
                 short[res] += count
                 short_plugin.setdefault(res, plugin)
         return _no_room(rejected, short, short_plugin)
+
+    def verdict(self, cluster: ClusterInfo, shape: PodShape) -> Verdict:
+        """The shape's :class:`Verdict` on the cluster, memoised per cluster version.
+
+        From the cluster's summary when it can tell (as :meth:`summary_fit`: every Ready node
+        eligible, plugins reading only resources): the available pods are the capacity of each
+        node resource state times its count, the best score the best state's, so no per-shape
+        index is built for a cluster that is only filtered and scored, not placed on. Else from
+        :meth:`shape_fit`. Both give the same numbers (the index sums the same shared entries).
+        """
+        key = (self.token, "verdict", shape.key)
+        memo = cluster.memo
+        hit = memo.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        verdict = self._summary_verdict(cluster, shape)
+        if verdict is None:
+            fit = self.shape_fit(cluster, shape)
+            verdict = Verdict(fit.available, fit.best_score, fit.node_reasons, fit.reason, fit.plugin)
+        if len(memo) > _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = verdict
+        return verdict
+
+    def _summary_verdict(self, cluster: ClusterInfo, shape: PodShape) -> Verdict | None:
+        summary = cluster.summary
+        if (
+            summary is None
+            or summary.source is not cluster.nodes
+            or not self.by_resources
+            or len(self.fits) > 1
+        ):
+            return None
+        names, rejected = self.eligible(cluster, shape)
+        if len(names) != summary.ready:
+            return None
+        shared = self.shared_entries(shape)
+        nodes = summary.nodes
+        available = 0
+        best: float | None = None
+        short: Counter[str] = Counter()
+        short_plugin: dict[str, str] = {}
+        for rid, count in summary.counts.items():
+            capacity, score, reasons = self.node_entry(shape, nodes[rid], shared)
+            if capacity > 0:
+                available += capacity * count
+                if best is None or score > best:
+                    best = score
+            else:
+                for plugin, res in reasons:
+                    short[res] += count
+                    short_plugin.setdefault(res, plugin)
+        if best is not None:
+            return Verdict(min(available, UNBOUNDED), best, {r: n for r, (_, n) in rejected.items()})
+        fit = _no_room(rejected, short, short_plugin)
+        return Verdict(0, None, fit.node_reasons, fit.reason, fit.plugin)
 
     def shape_fit(self, cluster: ClusterInfo, shape: PodShape) -> ShapeFit:
         """Memoised per cluster version: available pods, ranked candidate nodes and a rejection reason.
