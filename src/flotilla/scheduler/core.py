@@ -520,7 +520,10 @@ class Scheduler:
         totals, details = fw.run_score(state, workload, feasible, node_scores)
         expl.scores, expl.totals = details, totals
         # ``feasible`` is in name order and the sort is stable: best total first, then name.
-        ranked = sorted(feasible, key=lambda c: totals[c.name], reverse=True)
+        # (``totals`` is keyed in ``feasible``'s order.)
+        ranked = list(
+            map(snapshot.clusters.__getitem__, sorted(totals, key=totals.__getitem__, reverse=True))
+        )
         selected, reason = select_clusters(ranked, workload.placement.spread_constraints)
         if reason is not None:
             return self._fail(snapshot, expl, reason, spread_constraint.NAME)
