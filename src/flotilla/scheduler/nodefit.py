@@ -36,6 +36,7 @@ from flotilla.scheduler.snapshot import (
     MILLI_PER_GPU,
     ChangeLog,
     ClusterInfo,
+    ClusterSummary,
     NodeInfo,
 )
 from flotilla.scheduler.workload import PodShape
@@ -323,6 +324,11 @@ _tokens = itertools.count(1)
 class NodeFitEngine:
     """Runs the node-level plugins of one framework over the nodes of a cluster."""
 
+    summary_max_states = 0.5
+    """A cluster's summary answers for it while its Ready nodes fall into at most this many
+    resource states per node (a cost choice only: summary and index give the same answers;
+    past it, a state is little more than a node, and an index is updated node by node)."""
+
     def __init__(
         self,
         filters: Sequence[NodeFilterPlugin],
@@ -488,17 +494,10 @@ class NodeFitEngine:
         eligible node is a Ready node (counted by state), so the reasons of each state, times
         its count, make the same histogram. The cluster then needs no index for this shape.
         """
-        summary = cluster.summary
-        if (
-            summary is None
-            or summary.source is not cluster.nodes
-            or not self.by_resources
-            or len(self.fits) > 1
-        ):
+        usable = self._summary(cluster, shape)
+        if usable is None:
             return None
-        names, rejected = self.eligible(cluster, shape)
-        if len(names) != summary.ready:
-            return None
+        summary, rejected = usable
         shared = self.shared_entries(shape)
         nodes = summary.nodes
         short: Counter[str] = Counter()
@@ -535,18 +534,37 @@ class NodeFitEngine:
         memo[key] = verdict
         return verdict
 
-    def _summary_verdict(self, cluster: ClusterInfo, shape: PodShape) -> Verdict | None:
+    def _summary(
+        self, cluster: ClusterInfo, shape: PodShape
+    ) -> tuple[ClusterSummary, dict[str, tuple[str, int]]] | None:
+        """The cluster's summary and the node filters' rejections, when the summary can answer
+        for ``shape`` exactly and cheaply: it summarises the cluster's nodes, the node plugins
+        read only resources (one fit plugin, so each reason has one author), every Ready node
+        is eligible, the nodes fall into few enough resource states (``summary_max_states``),
+        and no index of the shape is kept for the cluster (updating one costs only the
+        nodes that changed)."""
         summary = cluster.summary
         if (
             summary is None
             or summary.source is not cluster.nodes
             or not self.by_resources
             or len(self.fits) > 1
+            or len(summary.counts) > self.summary_max_states * summary.ready
         ):
+            return None
+        indexes = cluster.static_memo.get((self.token, "indexes"))
+        if indexes and shape.key in indexes:
             return None
         names, rejected = self.eligible(cluster, shape)
         if len(names) != summary.ready:
             return None
+        return summary, rejected
+
+    def _summary_verdict(self, cluster: ClusterInfo, shape: PodShape) -> Verdict | None:
+        usable = self._summary(cluster, shape)
+        if usable is None:
+            return None
+        summary, rejected = usable
         shared = self.shared_entries(shape)
         nodes = summary.nodes
         available = 0
