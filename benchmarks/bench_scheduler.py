@@ -133,6 +133,7 @@ def make_workloads(count: int, seed: int = 11) -> list[Workload]:
 
 
 def run(clusters: int, nodes: int, count: int, bare: bool = False) -> dict[str, float]:
+    workloads = make_workloads(count)
     gc.collect()
     rss0 = rss_mib()
     build = time.perf_counter()
@@ -140,7 +141,6 @@ def run(clusters: int, nodes: int, count: int, bare: bool = False) -> dict[str, 
     build = time.perf_counter() - build
     gc.collect()
     rss1 = rss_mib()
-    workloads = make_workloads(count)
     scheduler = Scheduler()
     observer = SchedulerObserver(profile="bench")
     latencies: list[float] = []
