@@ -414,7 +414,13 @@ class Scheduler:
         wanted_comps = [c for c in comps if need.get(c.name, 0)]
         if len(wanted_comps) > 1:
             groups = [(c.name, c.shape, need[c.name]) for c in wanted_comps]
-            if self._simulate(cluster, groups) is None:
+            if len({c.shape.key for c in wanted_comps}) == 1 and engine.additive:
+                # One shape, additive capacity: binding pod by pod succeeds while any node has
+                # room, so exactly when the available count holds every pod.
+                together = sum(n for _, _, n in groups) <= avail[wanted_comps[0].name]
+            else:
+                together = self._simulate(cluster, groups) is not None
+            if not together:
                 reason = "cluster(s) could not bind all required pods on their nodes at once"
                 status = Status(Code.UNSCHEDULABLE, (reason,), node_resources_fit.NAME)
                 return _Check(status, avail, None, score)

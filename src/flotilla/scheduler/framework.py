@@ -138,7 +138,13 @@ class NodeFilterPlugin(Plugin, Protocol):
 
 @runtime_checkable
 class NodeFitPlugin(Plugin, Protocol):
-    """How many pods of ``shape`` fit given the node's current ``free`` map and GPU ``devices``."""
+    """How many pods of ``shape`` fit given the node's current ``free`` map and GPU ``devices``.
+
+    A plugin whose capacity drops by exactly one for each pod of the shape bound on the node
+    may set a class attribute ``additive_capacity = True``; when all of a profile's do, the
+    scheduler checks that several roles of one shape fit a cluster at once from its available
+    count instead of simulating the bindings pod by pod.
+    """
 
     def node_capacity(self, shape: PodShape, free: Mapping[str, int], devices: Sequence[int]) -> int: ...
 

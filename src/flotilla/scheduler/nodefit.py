@@ -343,6 +343,9 @@ class NodeFitEngine:
         self.token = next(_tokens)
         pickers = [p for p, _ in self.scorers if isinstance(p, DevicePickerPlugin)]
         self.device_picker: DevicePickerPlugin | None = pickers[0] if pickers else None
+        self.additive = bool(self.fits) and all(getattr(f, "additive_capacity", False) for f in self.fits)
+        """Every fit plugin's capacity drops by exactly one per pod bound: pods of one shape fit a
+        cluster at once exactly when its available count holds them (no simulation needed)."""
         self.by_resources = all(getattr(p, "node_resources_only", False) for p, _ in self.scorers)
         """Node entries depend only on the node's resource state: share them across nodes."""
         self._shared: dict[Any, dict[int, NodeEntry]] = {}

@@ -2,12 +2,13 @@
 
 Fast: one :class:`Scheduler` over the cache's snapshots, so every shortcut is live (node entries
 shared per resource state, per-shape indexes and fleet views kept across decisions from the
-change logs, cluster summaries answering clusters with no room). Reference: a scheduler that
-shares nothing across nodes, on a copy of each snapshot rebuilt from JSON (no change log, no
-memo, no summary), so every node of every cluster is evaluated from scratch. Random fleets
-(clusters, nodes, GPU models, whole and shared GPUs, node and cluster taints, readiness) go
-through random events (pods arriving and leaving, nodes changing, joining and leaving, clusters
-replaced) between random decisions, which are reserved and sometimes rolled back.
+change logs, cluster summaries answering for clusters, roles of one shape checked by count).
+Reference: a scheduler that shares nothing across nodes and simulates bindings pod by pod, on a
+copy of each snapshot rebuilt from JSON (no change log, no memo, no summary), so every node of
+every cluster is evaluated from scratch. Random fleets (clusters, nodes, GPU models, whole and
+shared GPUs, node and cluster taints, readiness) go through random events (pods arriving and
+leaving, nodes changing, joining and leaving, clusters replaced) between random decisions,
+which are reserved and sometimes rolled back.
 """
 
 from __future__ import annotations
@@ -108,8 +109,21 @@ requests = st.one_of(
 
 @st.composite
 def workloads(draw: st.DrawFn, key: str) -> Workload:
-    comps = []
+    comps: list[Component] = []
     for i in range(draw(st.integers(1, 2))):
+        if comps and draw(st.booleans()):  # a second role of the same pod shape (leader/workers)
+            first = comps[0]
+            comps.append(
+                Component(
+                    f"r{i}",
+                    draw(st.integers(0, 4)),
+                    first.requests,
+                    first.node_selector,
+                    (),
+                    first.tolerations,
+                )
+            )
+            continue
         selector = {GPU_PRODUCT_LABEL: draw(st.sampled_from(MODELS))} if draw(st.integers(0, 3)) == 0 else {}
         tolerations = (Toleration("dedicated", "Exists"),) if draw(st.booleans()) else ()
         comps.append(Component(f"r{i}", draw(st.integers(0, 4)), draw(requests), selector, (), tolerations))
@@ -191,6 +205,7 @@ def test_fast_path_decides_as_the_brute_force_reference(
     fast.engine.summary_max_states = summary_max_states
     slow = Scheduler()
     slow.engine.by_resources = False  # every node evaluated on its own
+    slow.engine.additive = False  # roles bound together are simulated pod by pod
     # A few workload specs, reused, so that decisions share node-check keys (fleet views).
     specs = [data.draw(workloads("spec")) for _ in range(data.draw(st.integers(1, 3)))]
     for op, cluster, i, req in data.draw(st.lists(event, min_size=15, max_size=40)):
@@ -266,3 +281,23 @@ def test_a_copy_with_other_nodes_does_not_read_the_summary() -> None:
     roomy = replace(info, nodes={"n2": node("n2", gpus=8)}, static_memo={}, changes=None)
     assert engine.summary_fit(roomy, shape) is None
     assert engine.shape_fit(roomy, shape).available == 2
+
+
+@pytest.mark.parametrize(("per_role", "fits"), [(2, False), (1, True)])
+def test_roles_of_one_shape_fit_together_only_when_the_count_holds_them(per_role: int, fits: bool) -> None:
+    """Two roles of one pod shape, each fitting alone: together only if the cluster holds both
+    (3 x 8-GPU pods fit; 2 + 2 do not, 1 + 1 do), as the pod-by-pod simulation says."""
+    cache = SchedulerCache()
+    cache.update_cluster(ClusterInfo("a", {f"n{i}": node(f"n{i}", gpus=8) for i in range(3)}))
+    req = {"cpu": 1000, GPU_RESOURCE: 8}
+    w = Workload(
+        "ns/w",
+        (Component("leader", per_role, req), Component("worker", per_role, req)),
+        Placement.from_dict({"replicaScheduling": {"replicaSchedulingType": "Duplicated"}}),
+    )
+    slow = Scheduler()
+    slow.engine.additive = False
+    snap = cache.snapshot()
+    outcome = Scheduler().schedule(snap, w)
+    assert outcome.ok is fits
+    assert outcome.to_dict() == reference(slow, snap, w)

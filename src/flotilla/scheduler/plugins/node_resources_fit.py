@@ -17,6 +17,8 @@ NAME = "NodeResourcesFit"
 
 class NodeResourcesFitPlugin:
     name = NAME
+    additive_capacity = True
+    """Binding one pod of a shape on a node lowers the node's capacity for it by exactly one."""
 
     def node_capacity(self, shape: PodShape, free: Mapping[str, int], devices: Sequence[int]) -> int:
         return pod_capacity(shape, free, devices)
