@@ -57,6 +57,15 @@ UNBOUNDED = 1 << 30
 _MEMO_LIMIT = 512
 _INDEX_LIMIT = 64
 """Fit indexes (one per pod shape) kept per cluster; the least recently used is dropped first."""
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Store ``value`` in a node's or cluster's memo, emptied first once it holds ``_MEMO_LIMIT``."""
+    if len(memo) > _MEMO_LIMIT:
+        memo.clear()
+    memo[key] = value
+
+
 _SHARED_LIMIT = 1 << 18
 """Node entries shared per resource state an engine keeps, over all shapes (~30 MB at most;
 all are dropped beyond, and recomputed as needed)."""
@@ -379,9 +388,7 @@ class NodeFitEngine:
                 old = rejected.get(reason, (plugin, 0))
                 rejected[reason] = (old[0], old[1] + 1)
         result = (tuple(names), rejected)
-        if len(memo) > _MEMO_LIMIT:
-            memo.clear()
-        memo[key] = result
+        _remember(memo, key, result)
         return result
 
     # -- capacity and score over node views --------------------------------------------------
@@ -448,9 +455,7 @@ class NodeFitEngine:
         entry: NodeEntry | None = memo.get(node_key)
         if entry is None:
             entry = self._node_entry(shape, node)
-            if len(memo) > _MEMO_LIMIT:
-                memo.clear()
-            memo[node_key] = entry
+            _remember(memo, node_key, entry)
         return entry
 
     def fit_index(self, cluster: ClusterInfo, shape: PodShape) -> FitIndex:
@@ -532,9 +537,7 @@ class NodeFitEngine:
         if verdict is None:
             fit = self.shape_fit(cluster, shape)
             verdict = Verdict(fit.available, fit.best_score, fit.node_reasons, fit.reason, fit.plugin)
-        if len(memo) > _MEMO_LIMIT:
-            memo.clear()
-        memo[key] = verdict
+        _remember(memo, key, verdict)
         return verdict
 
     def _summary(
@@ -603,9 +606,7 @@ class NodeFitEngine:
         fit = self.summary_fit(cluster, shape)
         if fit is None:
             fit = self.fit_index(cluster, shape).fit()
-        if len(memo) > _MEMO_LIMIT:
-            memo.clear()
-        memo[key] = fit
+        _remember(memo, key, fit)
         return fit
 
     def placer(self, cluster: ClusterInfo) -> ClusterPlacer:

@@ -17,13 +17,15 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from flotilla.scheduler.quantity import ResourceList, parse_json_resource_list
+
+_T = TypeVar("_T")
 
 __all__ = [
     "GPU_MEMORY_LABEL",
@@ -473,6 +475,14 @@ class Snapshot:
             names = self.static_memo[_CLUSTER_NAMES] = tuple(sorted(self.clusters))
         object.__setattr__(self, "_sorted", names)
         object.__setattr__(self, "ordered", tuple(map(self.clusters.__getitem__, names)))
+
+    def static(self, key: Any, compute: Callable[[], _T]) -> _T:
+        """``compute()`` of the cluster set and metadata, kept in :attr:`static_memo` under ``key``."""
+        memo = self.static_memo
+        if key in memo:
+            return memo[key]  # type: ignore[no-any-return]
+        value = memo[key] = compute()
+        return value
 
     @classmethod
     def of(cls, clusters: Iterable[ClusterInfo], generation: int = 0) -> Snapshot:

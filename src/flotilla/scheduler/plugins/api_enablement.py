@@ -20,12 +20,10 @@ class APIEnablementPlugin:
         gvk = workload.gvk
         if not gvk:
             return SKIP
-        memo = snapshot.static_memo  # API enablements are cluster metadata: one scan per memo
-        served = memo.get((NAME, gvk))
-        if served is None:
-            served = memo[(NAME, gvk)] = all(
-                c.api_enablements is None or gvk in c.api_enablements for c in snapshot.ordered
-            )
+        served = snapshot.static(  # API enablements are cluster metadata: one scan per memo
+            (NAME, gvk),
+            lambda: all(c.api_enablements is None or gvk in c.api_enablements for c in snapshot.ordered),
+        )
         return SKIP if served else SUCCESS
 
     def filter(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> Status:

@@ -16,10 +16,7 @@ class ClusterHealthPlugin:
 
     def pre_filter(self, state: CycleState, workload: Workload, snapshot: Snapshot) -> Status:
         # (Readiness is cluster metadata: one scan per static memo, not one per cycle.)
-        memo = snapshot.static_memo
-        ready = memo.get(_ALL_READY)
-        if ready is None:
-            ready = memo[_ALL_READY] = all(c.ready for c in snapshot.ordered)
+        ready = snapshot.static(_ALL_READY, lambda: all(c.ready for c in snapshot.ordered))
         return SKIP if ready else SUCCESS
 
     def filter(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> Status:

@@ -20,10 +20,7 @@ class TaintTolerationPlugin:
     name = NAME
 
     def pre_filter(self, state: CycleState, workload: Workload, snapshot: Snapshot) -> Status:
-        memo = snapshot.static_memo
-        tainted = memo.get(_TAINTED)
-        if tainted is None:
-            tainted = memo[_TAINTED] = any(c.taints for c in snapshot.clusters.values())
+        tainted = snapshot.static(_TAINTED, lambda: any(c.taints for c in snapshot.clusters.values()))
         return SUCCESS if tainted else SKIP
 
     def filter(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> Status:
