@@ -84,17 +84,17 @@ def delete_and_wait_gone(
         with contextlib.suppress(Exception):
             kube.delete(api, obj)
 
-    def copy_exists(member: ClusterHandle, obj: dict[str, Any]) -> bool:
+    clients = [member.api_client() for member in members.values()]  # one each, not one per poll
+
+    def copy_exists(client: Any, obj: dict[str, Any]) -> bool:
         api_version, kind, meta = obj["apiVersion"], obj["kind"], obj["metadata"]
         with contextlib.suppress(Exception):
-            return (
-                kube.get(member.api_client(), api_version, kind, meta["name"], meta["namespace"]) is not None
-            )
+            return kube.get(client, api_version, kind, meta["name"], meta["namespace"]) is not None
         return False
 
     with contextlib.suppress(TimeoutError):
         kube.wait_for(
-            lambda: not any(copy_exists(m, o) for m in members.values() for o in objs),
+            lambda: not any(copy_exists(c, o) for c in clients for o in objs),
             timeout=timeout,
             what="the test's copies removed from the members",
         )
