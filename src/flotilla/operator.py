@@ -246,7 +246,7 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
     _watch(GROUP_VERSION, "ResourceBinding", rt.on_binding)
     _watch(GROUP_VERSION, "FederatedResourceQuota", rt.on_quota)
     for api_version, kind in TEMPLATE_KINDS:
-        _watch(api_version, kind, rt.on_template)
+        _watch(api_version, kind, rt.on_template, rt.on_templates_listed)
 
     async def started_leading() -> None:
         leading.set()
@@ -282,10 +282,10 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
     logger.info("Flotilla %s started", __version__)
 
 
-def _watch(api_version: str, kind: str, on_event: Any) -> None:
+def _watch(api_version: str, kind: str, on_event: Any, on_listed: Any = None) -> None:
     if (api_version, kind) in STATE.hub_watches or STATE.runtime is None:
         return
-    watch = HubWatch(STATE.hub_api, api_version, kind, on_event, STATE.runtime.loop)
+    watch = HubWatch(STATE.hub_api, api_version, kind, on_event, STATE.runtime.loop, on_listed)
     STATE.hub_watches[(api_version, kind)] = watch
     watch.start()
 
@@ -350,7 +350,7 @@ async def on_customization(type: str | None, body: kopf.Body, **_: Any) -> None:
         _emit(body, "Warning", "InvalidCustomization", str(exc))
         return
     rt.watch_kinds.add(key)
-    _watch(key[0], key[1], rt.on_template)
+    _watch(key[0], key[1], rt.on_template, rt.on_templates_listed)
     rt.rematch()
     if STATE.webhook is not None:  # applies of the new kind are checked against quota too
         await STATE.webhook.register()

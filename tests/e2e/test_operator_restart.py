@@ -75,7 +75,8 @@ def test_operator_restart_loses_and_duplicates_nothing(
 
 
 def test_orphaned_copy_removed_after_start(hub: ClusterHandle, members: dict[str, ClusterHandle]) -> None:
-    """A binding deleted while the operator was down leaves copies on members; the next start removes them."""
+    """A binding deleted while the operator was down leaves copies on members; the next start removes them.
+    So does a template deleted while it was down (its binding stays behind and no event will name it)."""
     install_flotilla_crds(hub)
     for member in members.values():
         register_member(hub, member)
@@ -87,7 +88,9 @@ def test_orphaned_copy_removed_after_start(hub: ClusterHandle, members: dict[str
         kube.apply(api, _policy(ns, "kept", "Deployment", "apps/v1", placement))
         kube.apply(api, gpu_deployment(ns, "orphan", 1))
         kube.apply(api, gpu_deployment(ns, "kept", 1))
-        for name in ("orphan", "kept"):
+        kube.apply(api, _policy(ns, "untemplated", "Deployment", "apps/v1", placement))
+        kube.apply(api, gpu_deployment(ns, "untemplated", 1))
+        for name in ("orphan", "kept", "untemplated"):
             kube.wait_for(
                 lambda n=name: _replicas_on(members, ns, n) == {"b": 1}, timeout=WAIT, what=f"{name} on b"
             )
@@ -105,9 +108,18 @@ def test_orphaned_copy_removed_after_start(hub: ClusterHandle, members: dict[str
         wait=WAIT,
     )
     assert _replicas_on(members, ns, "orphan") == {"b": 1}
+    kube.delete(api, gpu_deployment(ns, "untemplated", 1), wait=WAIT)
     with running_operator(hub):
         kube.wait_for(
             lambda: _replicas_on(members, ns, "orphan") == {}, timeout=WAIT, what="the orphaned copy removed"
+        )
+        kube.wait_for(
+            lambda: (
+                _replicas_on(members, ns, "untemplated") == {}
+                and kube.get(api, GROUP_VERSION, "ResourceBinding", "untemplated-deployment", ns) is None
+            ),
+            timeout=WAIT,
+            what="the binding and copy of a template deleted while down removed",
         )
         copy = kube.get(members["b"].api_client(), "apps/v1", "Deployment", "kept", ns)
         assert copy is not None and copy["metadata"]["uid"] == kept_uid  # untouched, not recreated

@@ -118,13 +118,20 @@ class ListWatch:
 
 
 class HubWatch:
-    """A template or binding kind on the hub, delivered to ``on_event`` on the event loop."""
+    """A template or binding kind on the hub, delivered to ``on_event`` on the event loop;
+    ``on_listed(api_version, kind)`` follows every complete list (every object of the kind known)."""
 
     def __init__(
-        self, hub: ApiClient, api_version: str, kind: str, on_event: OnEvent, loop: asyncio.AbstractEventLoop
+        self,
+        hub: ApiClient,
+        api_version: str,
+        kind: str,
+        on_event: OnEvent,
+        loop: asyncio.AbstractEventLoop,
+        on_listed: Callable[[str, str], None] | None = None,
     ) -> None:
         self.api_version, self.kind = api_version, kind
-        self._on_event, self._loop = on_event, loop
+        self._on_event, self._loop, self._on_listed = on_event, loop, on_listed
         self._known: set[tuple[str, str]] = set()
         self._watch = ListWatch(
             hub,
@@ -161,6 +168,8 @@ class HubWatch:
         for namespace, name in self._known - seen:  # deleted while the stream was down
             self._deliver("DELETED", {"metadata": {"name": name, "namespace": namespace or None}})
         self._known = seen
+        if self._on_listed is not None:  # after the items: the loop runs callbacks in order
+            self._loop.call_soon_threadsafe(self._on_listed, self.api_version, self.kind)
 
     def _changed(self, event_type: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]

@@ -33,6 +33,12 @@ def template_key(body: Mapping[str, Any]) -> TemplateKey:
     return (str(body["apiVersion"]), str(body["kind"]), meta.get("namespace") or "", meta["name"])
 
 
+def binding_template_key(binding: Mapping[str, Any]) -> TemplateKey:
+    """The key of the template a binding was made for (``spec.resource``)."""
+    r = (binding.get("spec") or {}).get("resource") or {}
+    return (str(r.get("apiVersion")), str(r.get("kind")), r.get("namespace") or "", str(r.get("name")))
+
+
 def newer(candidate: Mapping[str, Any], current: Mapping[str, Any] | None) -> bool:
     """Whether ``candidate`` is a later version of the object than ``current``.
 
@@ -148,10 +154,7 @@ class HubState:
                 yield key
 
     def template_of(self, binding: Mapping[str, Any]) -> Obj | None:
-        r = (binding.get("spec") or {}).get("resource") or {}
-        return self.templates.get(
-            (str(r.get("apiVersion")), str(r.get("kind")), r.get("namespace") or "", str(r.get("name")))
-        )
+        return self.templates.get(binding_template_key(binding))
 
 
 def targets(binding: Mapping[str, Any]) -> dict[str, int | None]:

@@ -37,7 +37,14 @@ from flotilla.controllers.common import EmitEvent
 from flotilla.controllers.detector import Detector
 from flotilla.controllers.eviction import evicted_clusters, tasks_of
 from flotilla.controllers.failover import FailoverController, FailoverSettings
-from flotilla.controllers.hubstate import HubState, Key, TemplateKey, object_key, template_key
+from flotilla.controllers.hubstate import (
+    HubState,
+    Key,
+    TemplateKey,
+    binding_template_key,
+    object_key,
+    template_key,
+)
 from flotilla.controllers.member_copies import MemberCopies
 from flotilla.controllers.propagation import PropagationController
 from flotilla.controllers.quota import QuotaController
@@ -203,6 +210,7 @@ class Runtime:
         self._ready: dict[str, bool] = {}
         self._member_seen: dict[str, tuple[Any, ...]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listed_kinds: set[tuple[str, str]] = set()  # template kinds listed in full
         self.leading = False
 
     def _placing(self) -> bool:
@@ -221,6 +229,20 @@ class Runtime:
             if not changed:
                 return  # a status update (e.g. Flotilla's own aggregation) or an echo: nothing to do
         self.detector_queue.add(key)
+
+    def on_templates_listed(self, api_version: str, kind: str) -> None:
+        """Every template of the kind is known: bindings whose template is gone go to the detector.
+
+        A template deleted while no operator ran leaves its binding (and its copies) behind, and
+        no template event will ever name it; only a complete list can tell that it is gone."""
+        self._listed_kinds.add((api_version, kind))
+        self._bindings_without_template({(api_version, kind)})
+
+    def _bindings_without_template(self, kinds: set[tuple[str, str]]) -> None:
+        for binding in list(self.state.bindings.values()):
+            tkey = binding_template_key(binding)
+            if tkey[:2] in kinds and tkey not in self.state.templates:
+                self.detector_queue.add(tkey)
 
     def on_quota(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         if self.quota.on_quota(event_type, body):
@@ -471,6 +493,7 @@ class Runtime:
             self.failover_queue.add(key)  # a failover under way resumes from the binding
         for tkey in list(self.state.templates):
             self.detector_queue.add(tkey)
+        self._bindings_without_template(self._listed_kinds)
         for namespace in self.quota.namespaces():
             self.quota_queue.add(namespace)
         for queue in self.queues:

@@ -154,12 +154,14 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
     return next(c for c in ((obj or {}).get("status") or {}).get("conditions") or () if c["type"] == type_)
 
 
-async def start(fleet: Fleet) -> Runtime:
+async def start(fleet: Fleet, listed: bool = True) -> Runtime:
     rt = fleet.runtime()
     for obj in fleet.hub.objects.values():
         if obj["kind"] not in ("ResourceBinding", "PropagationPolicy", "FederatedResourceQuota"):
             rt.on_template(None, obj)
     await rt.preload()
+    if listed:  # the hub watch's initial list of templates is complete
+        rt.on_templates_listed("apps/v1", "Deployment")
     await rt.start()
     await fleet.settle()
     return rt
@@ -237,6 +239,31 @@ async def test_orphan_of_a_binding_deleted_while_down_is_removed(fleet: Fleet) -
     fleet.hub.delete(binding)
     await start(fleet)
     assert fleet.replicas("gone") == {}
+    assert sum(fleet.replicas("kept").values()) == 2
+
+
+async def test_template_deleted_while_down_loses_its_binding_once_templates_are_listed(
+    fleet: Fleet,
+) -> None:
+    fleet.hub.apply(policy("p"), "test")
+    fleet.hub.apply(deployment("gone", 2), "test")
+    fleet.hub.apply(deployment("kept", 2), "test")
+    rt = await start(fleet)
+    await rt.stop()
+    fleet.rt = None  # the operator is down: the template goes, its binding and copies stay
+    template = fleet.hub.find("apps/v1", "Deployment", "gone", NS)
+    assert template is not None
+    fleet.hub.delete(template)
+    await asyncio.sleep(0.05)  # its watch event reaches nobody (not the next runtime)
+    # Until every template is known, a binding without one may just not have been listed yet.
+    rt = await start(fleet, listed=False)
+    assert fleet.binding("gone") is not None
+    assert sum(fleet.replicas("gone").values()) == 2
+    rt.on_templates_listed("apps/v1", "Deployment")
+    await fleet.settle()
+    assert fleet.binding("gone") is None
+    assert fleet.replicas("gone") == {}
+    assert fleet.binding("kept") is not None
     assert sum(fleet.replicas("kept").values()) == 2
 
 
