@@ -33,6 +33,9 @@ Settings (environment):
   :mod:`flotilla.controllers.failover`;
 * ``FLOTILLA_KOPF_LOG_LEVEL`` (default ``WARNING``) - level of Kopf's per-handler log lines;
 * ``FLOTILLA_WORKERS`` (default 16) - workers per controller queue (status has two);
+* ``FLOTILLA_FLEET_SYNC_TIMEOUT`` (default 30 s) - after a start, scheduling waits until every
+  member's first verdict is in (Ready with its inventory listed, or a known failure), at most
+  this long;
 * ``FLOTILLA_LEADER_ELECT`` (default ``false``; the Helm chart sets ``true``) - leader election
   with a coordination.k8s.io Lease (see :class:`flotilla.leader.ElectionSettings`): one active
   replica, the others keep their caches warm and take over when its Lease lapses;
@@ -62,7 +65,7 @@ from flotilla.api import GROUP_VERSION, PODGROUP_FIELDS, ignored_field_message, 
 from flotilla.controllers.client import KubeClient
 from flotilla.controllers.hub_watch import HubWatch
 from flotilla.controllers.members import MemberController
-from flotilla.controllers.runtime import Runtime
+from flotilla.controllers.runtime import FLEET_SYNC_TIMEOUT, Runtime
 from flotilla.hubhold import HubHold
 from flotilla.interpreter import InterpreterRegistry
 from flotilla.leader import ElectionSettings, env_bool, kube_lease_client
@@ -233,6 +236,8 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         member_api=member_ctl.api,
         member_ready=member_ctl.ready,
         member_names=member_ctl.inventory.names,
+        member_settled=member_ctl.settled,
+        fleet_sync_timeout=float(os.environ.get("FLOTILLA_FLEET_SYNC_TIMEOUT", FLEET_SYNC_TIMEOUT)),
         emit_event=_emit,
         hold_back=env_bool(os.environ.get("FLOTILLA_HOLD_BACK"), not webhook.hub_hold_active),
         workers=int(os.environ.get("FLOTILLA_WORKERS", "16")),

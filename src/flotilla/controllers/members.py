@@ -170,6 +170,8 @@ class MemberController:
     _loops: dict[str, _HealthLoop] = field(default_factory=dict)
     _seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     _loops_lock: threading.Lock = field(default_factory=threading.Lock)
+    _problems: set[str] = field(default_factory=set)
+    """Members whose Secret or kubeconfig cannot be used (their Ready condition says why)."""
 
     def __post_init__(self) -> None:
         self.inventory = InventoryManager(
@@ -185,6 +187,17 @@ class MemberController:
     def ready(self, name: str) -> bool:
         """Whether the member is connected and Ready (its figures are live)."""
         return name in self._clients and self.inventory.ready(name)
+
+    def settled(self, name: str) -> bool:
+        """Whether the member's first verdict is in: Ready with its inventory listed, or a known
+        problem (its Secret or kubeconfig, or a failed probe); not while it is still connecting."""
+        if name in self._problems:
+            return True
+        try:
+            ready, reason, *_ = self.inventory.readiness(name)
+        except KeyError:
+            return False  # not reconciled yet
+        return ready or reason not in (Reason.CONNECTING, Reason.SYNCING)
 
     def api(self, name: str) -> ApiClient | None:
         """An ApiClient for a connected member (None when it has no usable kubeconfig)."""
@@ -232,6 +245,10 @@ class MemberController:
             self._clients.pop(name, None)
             self._stop_loop(name)
             self.inventory.unregister(name)
+        if problem is None:
+            self._problems.discard(name)
+        else:
+            self._problems.add(name)
         if self.active():
             self._publish(name, body, problem)
 
@@ -395,6 +412,7 @@ class MemberController:
         self.inventory.unregister(name)
         self._clients.pop(name, None)
         self._bodies.pop(name, None)
+        self._problems.discard(name)
         metrics.forget_cluster(name)
 
     def stop_all(self) -> None:

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -60,6 +61,8 @@ STATUS_COALESCE = 0.5
 """Seconds the status controller lets member events gather before it writes (one write per burst)."""
 QUOTA_COALESCE = 0.2
 """Seconds the quota controller lets a namespace's workload events gather before it recomputes."""
+FLEET_SYNC_TIMEOUT = 30.0
+"""Seconds a cold start waits, at most, for every member's first verdict before it schedules."""
 LEGACY_FINALIZER = f"{API_GROUP}/finalizer"
 """Kopf's finalizer, put on bindings by operator versions before 0.2; removed when seen."""
 
@@ -78,6 +81,8 @@ class Runtime:
         member_client: Callable[[str], Client | None] | None = None,
         member_ready: Callable[[str], bool] = lambda _name: True,
         member_names: Callable[[], list[str]] = list,
+        member_settled: Callable[[str], bool] | None = None,
+        fleet_sync_timeout: float = FLEET_SYNC_TIMEOUT,
         emit_event: EmitEvent = lambda *_a: None,
         hold_back: bool = True,
         workers: int = 4,
@@ -90,6 +95,9 @@ class Runtime:
         self.member_api = member_api
         self.member_names = member_names
         self.member_ready = member_ready
+        self.member_settled = member_settled
+        """Whether a member's first verdict is in (None: no wait before scheduling, e.g. in tests)."""
+        self.fleet_sync_timeout = fleet_sync_timeout
         self.watch_kinds = set(watch_kinds)
         self.state = HubState()
         self.copies = MemberCopies(self._copy_changed, loop)
@@ -497,7 +505,43 @@ class Runtime:
         for namespace in self.quota.namespaces():
             self.quota_queue.add(namespace)
         for queue in self.queues:
-            queue.start()
+            if queue is not self.scheduling_queue or self.member_settled is None:
+                queue.start()
+        if self.member_settled is not None:
+            task = self.loop.create_task(self._schedule_once_fleet_known(self.member_settled))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _schedule_once_fleet_known(self, settled: Callable[[str], bool]) -> None:
+        """Start deciding once every member's first verdict is in (Ready with its inventory
+        listed, or a known failure), as kube-scheduler waits for its informers' caches.
+
+        A decision taken on a half-listed fleet right after a cold start picks the members that
+        answered first (a backup affinity, say) and keeps them. A member with no verdict after
+        ``fleet_sync_timeout`` seconds does not hold the others back."""
+        started = time.monotonic()
+        try:
+            listed = await asyncio.to_thread(self.hub.list, GROUP_VERSION, "MemberCluster")
+            names = {str(mc["metadata"]["name"]) for mc in listed}
+        except Exception as exc:  # (the CRD may not be installed yet): the registered members then
+            log.warning("listing MemberClusters before scheduling failed: %s", describe(exc))
+            names = set()
+        while self.leading:
+            waiting = sorted(n for n in names | set(self.member_names()) if not settled(n))
+            elapsed = time.monotonic() - started
+            if not waiting:
+                log.info("every member's inventory known %.1fs after start: scheduling starts", elapsed)
+                break
+            if elapsed >= self.fleet_sync_timeout:
+                log.warning(
+                    "scheduling starts %.0fs after start without a verdict for member(s) %s",
+                    elapsed,
+                    ", ".join(waiting),
+                )
+                break
+            await asyncio.sleep(0.1)
+        if self.leading:
+            self.scheduling_queue.start()
 
     async def stop(self) -> None:
         self.leading = False

@@ -196,6 +196,29 @@ def test_unknown_health_keeps_taints_from_before_a_restart(hub: FakeApiServer) -
     assert h.taints() == tainted
 
 
+def test_settled_once_ready_or_failing_not_while_connecting(hub: FakeApiServer) -> None:
+    h = Harness(hub)
+    for reason, settled in (
+        (Reason.CONNECTING, False),
+        (Reason.SYNCING, False),
+        (Reason.UNREACHABLE, True),
+        (Reason.KUBECONFIG_INVALID, True),
+    ):
+        h.inventory.condition = (False, reason, "", at(0))
+        assert h.ctl.settled("a") is settled, reason
+    h.inventory.set_ready()
+    assert h.ctl.settled("a")
+
+
+def test_settled_when_its_secret_is_missing(hub: FakeApiServer) -> None:
+    h = Harness(hub)
+    h.inventory.condition = (False, Reason.CONNECTING, "", at(0))
+    h.ctl._reconcile_sync("a", h.stored())  # the Secret ns/a does not exist
+    assert h.ctl.settled("a")
+    h.ctl.unregister("a")
+    assert not h.ctl.settled("a")
+
+
 def test_unregister_drops_the_members_series(hub: FakeApiServer) -> None:
     h = Harness(hub)
     h.inventory.set_down()

@@ -85,7 +85,7 @@ class Fleet:
         self.rt: Runtime | None = None
         self.events: list[tuple[str, str, str, str]] = []  # (kind, type, reason, message)
 
-    def runtime(self) -> Runtime:
+    def runtime(self, **options: Any) -> Runtime:
         loop = asyncio.get_running_loop()
         rt = Runtime(
             self.hub,
@@ -99,6 +99,7 @@ class Fleet:
             emit_event=lambda obj, type_, reason, message: self.events.append(
                 (obj["kind"], type_, reason, message)
             ),
+            **options,
         )
         self.hub.watchers = [lambda ev, obj: loop.call_soon_threadsafe(self._hub_event, ev, obj)]
         for name, member in self.members.items():
@@ -265,6 +266,45 @@ async def test_template_deleted_while_down_loses_its_binding_once_templates_are_
     assert fleet.replicas("gone") == {}
     assert fleet.binding("kept") is not None
     assert sum(fleet.replicas("kept").values()) == 2
+
+
+def member_cluster(name: str) -> dict[str, Any]:
+    return {"apiVersion": GROUP_VERSION, "kind": "MemberCluster", "metadata": {"name": name}, "spec": {}}
+
+
+async def test_nothing_is_decided_until_every_member_is_known(fleet: Fleet) -> None:
+    settled = {"a": True, "b": False}  # b is still listing its nodes after the start
+    for name in settled:
+        fleet.hub.apply(member_cluster(name), "test")
+    fleet.hub.apply(policy("p"), "test")
+    fleet.hub.apply(deployment("web", 2), "test")
+    rt = fleet.runtime(member_settled=settled.__getitem__, fleet_sync_timeout=60)
+    await rt.preload()
+    rt.on_templates_listed("apps/v1", "Deployment")
+    for obj in list(fleet.hub.objects.values()):
+        if obj["kind"] == "Deployment":
+            rt.on_template(None, obj)
+    await rt.start()
+    await asyncio.sleep(0.5)
+    assert fleet.binding("web") is None and fleet.replicas("web") == {}
+    settled["b"] = True
+    await fleet.settle()
+    assert sum(fleet.replicas("web").values()) == 2
+
+
+async def test_a_member_never_known_holds_scheduling_back_only_until_the_timeout(fleet: Fleet) -> None:
+    fleet.hub.apply(member_cluster("a"), "test")
+    fleet.hub.apply(member_cluster("gone"), "test")  # registered, never answers
+    fleet.hub.apply(policy("p"), "test")
+    fleet.hub.apply(deployment("web", 2), "test")
+    rt = fleet.runtime(member_settled=lambda name: name != "gone", fleet_sync_timeout=0.3)
+    await rt.preload()
+    for obj in list(fleet.hub.objects.values()):
+        if obj["kind"] == "Deployment":
+            rt.on_template(None, obj)
+    await rt.start()
+    await fleet.settle()
+    assert sum(fleet.replicas("web").values()) == 2
 
 
 async def test_scale_moves_only_what_changed(fleet: Fleet) -> None:
