@@ -34,12 +34,12 @@ from flotilla.scheduler.quantity import ResourceList
 from flotilla.scheduler.snapshot import (
     GPU_MILLI_RESOURCE,
     GPU_RESOURCE,
-    MILLI_PER_GPU,
     ChangeLog,
     ClusterInfo,
     ClusterSummary,
     NodeInfo,
     Snapshot,
+    take_devices,
 )
 
 __all__ = ["DEFAULT_ASSUME_TTL", "PodInfo", "SchedulerCache"]
@@ -75,29 +75,6 @@ class _ClusterEntry:
     base_nodes: dict[str, NodeInfo] = field(default_factory=dict)
     pods: dict[str, dict[str, PodInfo]] = field(default_factory=dict)
     reserved: dict[str, list[tuple[str, PodAssignment]]] = field(default_factory=dict)
-
-
-def _take_devices(devices: list[int], requests: Mapping[str, int], preferred: Iterable[int] = ()) -> None:
-    """Charge one pod's GPU request to ``devices`` (preferred indexes first, then first/best fit)."""
-    whole = requests.get(GPU_RESOURCE, 0)
-    milli = requests.get(GPU_MILLI_RESOURCE, 0)
-    want = list(preferred)
-    if whole:
-        chosen = [i for i in want if 0 <= i < len(devices) and devices[i] >= MILLI_PER_GPU][:whole]
-        chosen += [i for i, d in enumerate(devices) if d >= MILLI_PER_GPU and i not in chosen][
-            : whole - len(chosen)
-        ]
-        for i in chosen:
-            devices[i] = 0
-    elif milli:
-        fit = [i for i in want if 0 <= i < len(devices) and devices[i] >= milli]
-        if not fit:
-            fit = sorted((i for i, d in enumerate(devices) if d >= milli), key=lambda j: (devices[j], j))[:1]
-        if fit:
-            devices[fit[0]] -= milli
-        elif devices:
-            i = max(range(len(devices)), key=lambda j: devices[j])
-            devices[i] = max(devices[i] - milli, 0)
 
 
 class SchedulerCache:
@@ -161,7 +138,7 @@ class SchedulerCache:
                     used[res] = used.get(res, 0) + amount
             if "pods" in base.allocatable:
                 used["pods"] = used.get("pods", 0) + 1
-            _take_devices(devices, req, preferred)
+            take_devices(devices, req.get(GPU_RESOURCE, 0), req.get(GPU_MILLI_RESOURCE, 0), preferred)
         return replace(base, used=used, gpu_free=tuple(devices))
 
     def _publish(self, name: str, changed_nodes: Iterable[str] | None, usage_only: bool) -> None:

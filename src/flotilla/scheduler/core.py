@@ -232,6 +232,25 @@ def _pod_order(groups: Sequence[PodGroup]) -> list[PodGroup]:
     return sorted(groups, key=lambda g: (-g[1].gpu_demand_milli, -dict(g[1].other).get("cpu", 0)))
 
 
+def _bind(placers: Sequence[ClusterPlacer], groups: Sequence[PodGroup], whole: bool = True) -> bool:
+    """Bind ``groups`` pod by pod, largest pods first, each pod on the first placer with room.
+
+    ``whole``: all or nothing - stop at the first pod that fits nowhere and return False (what
+    is bound so far stays on the placers; callers discard them). Otherwise as many as fit: a
+    group stops at its first pod that fits nowhere and the next group is tried; returns True.
+    """
+    for comp, shape, n in _pod_order(groups):
+        for _ in range(n):
+            for placer in placers:
+                if placer.place(shape, comp) is not None:
+                    break
+            else:
+                if whole:
+                    return False
+                break
+    return True
+
+
 def _kept(workload: Workload, mode: Mode, comps: Sequence[Component]) -> dict[str, dict[str, int]]:
     """Pods a Divided workload keeps where it runs (failover), by component, then cluster.
 
@@ -338,11 +357,7 @@ class Scheduler:
         if key in cluster.memo:
             return cluster.memo[key]  # type: ignore[no-any-return]
         placer = self.engine.placer(cluster)
-        result: tuple[PodAssignment, ...] | None = None
-        if all(
-            placer.place(shape, comp) is not None for comp, shape, n in _pod_order(groups) for _ in range(n)
-        ):
-            result = tuple(placer.assignments)
+        result = tuple(placer.assignments) if _bind((placer,), groups) else None
         cluster.memo[key] = result
         return result
 
@@ -601,14 +616,9 @@ class Scheduler:
         need = workload.gang_requirement()
         cluster = selected[0]
         placer = self.engine.placer(cluster)
-        for comp, shape, n in _pod_order([(c.name, c.shape, need.get(c.name, 0)) for c in comps]):
-            for _ in range(n):
-                if placer.place(shape, comp) is None:
-                    return self._fail(snapshot, expl, "the gang could not be bound whole at node level")
-        for comp, shape, n in _pod_order(self._extras(workload, comps)):
-            for _ in range(n):
-                if placer.place(shape, comp) is None:
-                    break
+        if not _bind((placer,), [(c.name, c.shape, need.get(c.name, 0)) for c in comps]):
+            return self._fail(snapshot, expl, "the gang could not be bound whole at node level")
+        _bind((placer,), self._extras(workload, comps), whole=False)
         return self._result({cluster.name: placer}, comps, expl)
 
     def _place_gang_multi(
@@ -621,21 +631,12 @@ class Scheduler:
     ) -> ScheduleOutcome:
         need = workload.gang_requirement()
         placers = {c.name: self.engine.placer(c) for c in selected}
-        order = [c.name for c in selected]
-
-        def place_one(comp: str, shape: PodShape) -> bool:
-            return any(placers[name].place(shape, comp) is not None for name in order)
-
-        for comp, shape, n in _pod_order([(c.name, c.shape, need.get(c.name, 0)) for c in comps]):
-            for _ in range(n):
-                if not place_one(comp, shape):
-                    return self._fail(
-                        snapshot, expl, "the gang could not be bound whole across the selected clusters"
-                    )
-        for comp, shape, n in _pod_order(self._extras(workload, comps)):
-            for _ in range(n):
-                if not place_one(comp, shape):
-                    break
+        order = [placers[c.name] for c in selected]
+        if not _bind(order, [(c.name, c.shape, need.get(c.name, 0)) for c in comps]):
+            return self._fail(
+                snapshot, expl, "the gang could not be bound whole across the selected clusters"
+            )
+        _bind(order, self._extras(workload, comps), whole=False)
         return self._result({k: p for k, p in placers.items() if p.assignments}, comps, expl)
 
     def _place_duplicated(
@@ -648,12 +649,8 @@ class Scheduler:
         placers: dict[str, ClusterPlacer] = {}
         for cluster in selected:
             placer = self.engine.placer(cluster)
-            for comp, shape, n in _pod_order([(c.name, c.shape, c.replicas) for c in comps]):
-                for _ in range(n):
-                    if placer.place(shape, comp) is None:
-                        return self._fail(
-                            snapshot, expl, f"cluster {cluster.name} could not bind every replica"
-                        )
+            if not _bind((placer,), [(c.name, c.shape, c.replicas) for c in comps]):
+                return self._fail(snapshot, expl, f"cluster {cluster.name} could not bind every replica")
             placers[cluster.name] = placer
         return self._result(placers, comps, expl)
 
@@ -728,11 +725,10 @@ class Scheduler:
                 placer = placers.get(name)
                 if placer is None:
                     placer = placers[name] = self.engine.placer(by_name[name])
-                for _ in range(split[name]):
-                    if placer.place(comp.shape, comp.name) is None:
-                        return self._fail(
-                            snapshot, expl, f"cluster {name} could not bind its share at node level"
-                        )
+                if not _bind((placer,), [(comp.name, comp.shape, split[name])]):
+                    return self._fail(
+                        snapshot, expl, f"cluster {name} could not bind its share at node level"
+                    )
         if not comps:
             placers = {name: self.engine.placer(by_name[name]) for name in names}
         result = self._result(placers, comps, expl)

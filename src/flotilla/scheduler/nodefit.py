@@ -38,6 +38,7 @@ from flotilla.scheduler.snapshot import (
     ClusterInfo,
     ClusterSummary,
     NodeInfo,
+    take_devices,
 )
 from flotilla.scheduler.workload import PodShape
 
@@ -132,25 +133,19 @@ class NodeState:
             free[name] = free.get(name, 0) - amount
         if "pods" in free:
             free["pods"] -= 1
-        devs = self.devices
         if shape.gpu_whole:
-            chosen = [i for i, d in enumerate(devs) if d >= MILLI_PER_GPU][: shape.gpu_whole]
-            for i in chosen:
-                devs[i] = 0
+            chosen = take_devices(self.devices, whole=shape.gpu_whole)
             free[GPU_RESOURCE] -= len(chosen)
             free[GPU_MILLI_RESOURCE] -= MILLI_PER_GPU * len(chosen)
-            return tuple(chosen)
+            return chosen
         if shape.gpu_milli:
             m = shape.gpu_milli
-            if device is not None and 0 <= device < len(devs) and devs[device] >= m:
-                i = device
-            else:
-                i = min((i for i, d in enumerate(devs) if d >= m), key=lambda j: (devs[j], j))
-            if devs[i] >= MILLI_PER_GPU:
+            # (The node's capacity for the shape was checked: some device holds the share.)
+            chosen = take_devices(self.devices, milli=m, preferred=() if device is None else (device,))
+            if self.devices[chosen[0]] + m >= MILLI_PER_GPU:
                 free[GPU_RESOURCE] -= 1
-            devs[i] -= m
             free[GPU_MILLI_RESOURCE] -= m
-            return (i,)
+            return chosen
         return ()
 
 

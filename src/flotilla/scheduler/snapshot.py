@@ -40,6 +40,7 @@ __all__ = [
     "Snapshot",
     "Taint",
     "Toleration",
+    "take_devices",
 ]
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -151,16 +152,61 @@ def untolerated(
     return [t for t in taints if t.effect in effects and not any(tol.tolerates(t) for tol in tols)]
 
 
+def take_devices(
+    devices: list[int], whole: int = 0, milli: int = 0, preferred: Iterable[int] = ()
+) -> tuple[int, ...]:
+    """Charge one pod's GPUs to ``devices`` (free share per device) in place; returns the indexes charged.
+
+    The one place GPU devices are accounted: the scheduler's simulated bindings, the cache's
+    reported and reserved pods, and a node described only by counts all go through it.
+
+    * ``whole`` GPUs take that many fully free devices: the ``preferred`` ones first (a device
+      plugin's report, a decision's assignment), then the lowest free indexes. Fewer are taken
+      when fewer are free.
+    * ``milli`` (a share of one device, when ``whole`` is 0) takes the first ``preferred``
+      device with that much free, else the best fit: the device with the least free share that
+      holds it (lowest index among equals). When no device holds it (usage reported beyond
+      what the devices have), the freest device is charged, down to zero.
+    """
+    want = tuple(preferred)
+    if whole:
+        chosen = [i for i in want if 0 <= i < len(devices) and devices[i] >= MILLI_PER_GPU][:whole]
+        if len(chosen) < whole:
+            chosen += [i for i, d in enumerate(devices) if d >= MILLI_PER_GPU and i not in chosen][
+                : whole - len(chosen)
+            ]
+        for i in chosen:
+            devices[i] = 0
+        return tuple(chosen)
+    if not milli or not devices:
+        return ()
+    for i in want:
+        if 0 <= i < len(devices) and devices[i] >= milli:
+            break
+    else:
+        fit = [i for i, d in enumerate(devices) if d >= milli]
+        if fit:
+            i = min(fit, key=lambda j: (devices[j], j))
+        else:
+            i = max(range(len(devices)), key=lambda j: (devices[j], -j))
+            devices[i] = max(devices[i] - milli, 0)
+            return (i,)
+    devices[i] -= milli
+    return (i,)
+
+
 def _default_devices(allocatable: Mapping[str, int], used: Mapping[str, int]) -> tuple[int, ...]:
-    """Devices for a node described only by counts: used whole GPUs first, then fractional use best-fit."""
+    """Devices for a node described only by counts: used whole GPUs first, then the fractional
+    use, a device's worth at a time, on the freest devices."""
     count = max(allocatable.get(GPU_RESOURCE, 0), 0)
-    whole_used = min(max(used.get(GPU_RESOURCE, 0), 0), count)
-    devices = [0] * whole_used + [MILLI_PER_GPU] * (count - whole_used)
+    devices = [MILLI_PER_GPU] * count
+    take_devices(devices, whole=min(max(used.get(GPU_RESOURCE, 0), 0), count))
     milli = max(used.get(GPU_MILLI_RESOURCE, 0), 0)
     while milli > 0 and any(devices):
-        i = max(range(len(devices)), key=lambda j: (devices[j], -j))
-        take = min(devices[i], milli)
-        devices[i] -= take
+        # Every device is whole or empty here, so the best fit of up to one device's worth is
+        # the freest device with the lowest index.
+        take = min(max(devices), milli)
+        take_devices(devices, milli=take)
         milli -= take
     return tuple(devices)
 
