@@ -147,6 +147,13 @@ class SchedulingGroup(KubeModel):
         default=1,
         description="How many clusters the gang may span.",
     )
+    min_resources: ResourceList | None = Field(
+        default=None,
+        description=(
+            "The PodGroup's minResources: a cluster with less free (summed over its Ready nodes) is"
+            " filtered out; with maxClusters > 1, the clusters together."
+        ),
+    )
 
 
 class ResourceBindingSpec(KubeModel):

@@ -167,7 +167,10 @@ VOLCANO_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
     FieldSupport("spec.minMember", S, "Gang size; 0 or unset means all replicas of the workload."),
     FieldSupport("spec.minTaskMember", S, "Per-role minimum; the sum may not exceed minMember."),
     FieldSupport(
-        "spec.minResources", IG, "The gang's fit comes from its pods' requests, node by node, not from this."
+        "spec.minResources",
+        S,
+        "A cluster with less free (summed over its Ready nodes) is filtered out before node-level fit;"
+        " with maxClusters > 1, the clusters together.",
     ),
     FieldSupport("spec.queue", IG, "Flotilla has no queues; immutable once set.", ("default",)),
     FieldSupport("spec.priorityClassName", IG, "Waiting gangs are retried in arrival order, not by class."),
@@ -190,7 +193,10 @@ VOLCANO_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
 SCHEDULER_PLUGINS_PODGROUP_FIELDS: tuple[FieldSupport, ...] = (
     FieldSupport("spec.minMember", S, "Gang size (scheduler-plugins requires >= 1; Flotilla accepts 0)."),
     FieldSupport(
-        "spec.minResources", IG, "The gang's fit comes from its pods' requests, node by node, not from this."
+        "spec.minResources",
+        S,
+        "A cluster with less free (summed over its Ready nodes) is filtered out before node-level fit;"
+        " with maxClusters > 1, the clusters together.",
     ),
     FieldSupport(
         "spec.scheduleTimeoutSeconds",

@@ -21,7 +21,7 @@ from flotilla.controllers.matching import PolicyRef
 from flotilla.interpreter import Component as InterpComponent
 from flotilla.interpreter import Interpreter
 from flotilla.scheduler import Component, GangSpec, Placement, Toleration, Workload
-from flotilla.scheduler.quantity import parse_resource_list
+from flotilla.scheduler.quantity import parse_resource_list, to_canonical
 
 BINDING_API_VERSION = GROUP_VERSION
 SCHEDULING_HASH_ANNOTATION = f"{API_GROUP}/scheduling-inputs"
@@ -161,11 +161,25 @@ def _scheduling_group(
             group["minTaskMember"] = {names[k.lower()]: int(v) for k, v in pg_spec["minTaskMember"].items()}
         if pg_spec.get("maxClusters"):
             group["maxClusters"] = int(pg_spec["maxClusters"])
+        if pg_spec.get("minResources"):
+            group["minResources"] = _min_resources(pod_group["metadata"]["name"], pg_spec["minResources"])
         return group
     implicit = interpreter.implicit_gang(template)
     if implicit:
         return {"minMember": int(implicit)}
     return None
+
+
+def _min_resources(pod_group: str, raw: Mapping[str, Any]) -> dict[str, str]:
+    """A PodGroup's ``minResources`` as canonical quantity strings; an unreadable one is an error
+    naming the field."""
+    out: dict[str, str] = {}
+    for name, value in sorted(raw.items()):
+        try:
+            out[str(name)] = quantity_string(str(name), to_canonical(str(name), value))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"PodGroup {pod_group}: spec.minResources.{name}: {err}") from None
+    return out
 
 
 def scheduling_hash(spec: Mapping[str, Any]) -> str:
@@ -206,6 +220,7 @@ def scheduler_workload(
             min_member=int(group["minMember"]),
             min_task_member={str(k): int(v) for k, v in (group.get("minTaskMember") or {}).items()},
             allow_multi_cluster=int(group.get("maxClusters") or 1) > 1,
+            min_resources=parse_resource_list(group.get("minResources")),
         )
     current = {c["name"]: int(c.get("replicas") or 0) for c in spec.get("clusters") or ()}
     resource = spec.get("resource") or {}

@@ -138,19 +138,25 @@ class GangSpec:
     """A PodGroup: at least ``min_member`` pods (and ``min_task_member[role]`` per role) all at once.
 
     By default the gang must land in ONE cluster; ``allow_multi_cluster`` lets it span clusters
-    (still all or nothing).
+    (still all or nothing). ``min_resources`` (the PodGroup's ``minResources``, canonical units)
+    is what a cluster must have free, summed over its Ready nodes, to be considered at all (the
+    clusters together, for a gang that may span clusters); see the Coscheduling plugin.
     """
 
     min_member: int
     min_task_member: Mapping[str, int] = field(default_factory=dict)
     allow_multi_cluster: bool = False
+    min_resources: Mapping[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "minMember": self.min_member,
             "minTaskMember": dict(self.min_task_member),
             "allowMultiCluster": self.allow_multi_cluster,
         }
+        if self.min_resources:
+            out["minResources"] = dict(self.min_resources)
+        return out
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> GangSpec:
@@ -158,6 +164,7 @@ class GangSpec:
             min_member=int(raw.get("minMember", 0)),
             min_task_member={str(k): int(v) for k, v in (raw.get("minTaskMember") or {}).items()},
             allow_multi_cluster=bool(raw.get("allowMultiCluster", False)),
+            min_resources=parse_json_resource_list(raw.get("minResources")),
         )
 
 

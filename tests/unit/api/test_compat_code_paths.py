@@ -226,6 +226,7 @@ PROBES: dict[str, Probe] = {
     "spec.minMember": (PODGROUP, 2, gang),
     "spec.minTaskMember": (PODGROUP, {"Master": 1, "Worker": 3}, gang),
     "spec.maxClusters": (PODGROUP, 2, gang),
+    "spec.minResources": (PODGROUP, {"cpu": "3", "nvidia.com/gpu": 2}, gang),
 }
 
 TABLES = {

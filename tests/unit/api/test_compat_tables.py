@@ -111,7 +111,6 @@ def test_ignored_lists_come_from_the_tables() -> None:
         "spec.queue",
         "spec.networkTopology",
         "spec.subGroupPolicy",
-        "spec.minResources",
         "spec.priorityClassName",
     }
 

@@ -127,6 +127,32 @@ def test_pod_group_roles_match_case_insensitively_and_unknown_roles_are_errors()
         desired_binding(pytorchjob(), POLICY, interp, bad)
 
 
+def test_pod_group_min_resources_reach_the_scheduler_in_canonical_units() -> None:
+    import pytest
+
+    from flotilla.api import ResourceBinding
+
+    interp = REGISTRY.get("kubeflow.org/v1", "PyTorchJob")
+    assert interp is not None
+    pg = {
+        "metadata": {"name": "g"},
+        "spec": {"minMember": 4, "minResources": {"cpu": "1500m", "memory": "2Gi", "nvidia.com/gpu": 32}},
+    }
+    body = desired_binding(pytorchjob(), POLICY, interp, pg)
+    group = body["spec"]["schedulingGroup"]
+    assert group["minResources"] == {"cpu": "1500m", "memory": str(2 << 30), "nvidia.com/gpu": "32"}
+    ResourceBinding.parse(body)  # the binding's schema takes it
+    gang = scheduler_workload(body).gang
+    assert gang is not None
+    assert gang.min_resources == {"cpu": 1500, "memory": 2 << 30, "nvidia.com/gpu": 32}
+    # A different minResources is a different scheduling input: the workload is scheduled again.
+    other = desired_binding(pytorchjob(), POLICY, interp, {**pg, "spec": {"minMember": 4}})
+    assert scheduling_hash(other["spec"]) != scheduling_hash(body["spec"])
+    bad = {"metadata": {"name": "g"}, "spec": {"minMember": 4, "minResources": {"cpu": "lots"}}}
+    with pytest.raises(ValueError, match=r"PodGroup g: spec\.minResources\.cpu: "):
+        desired_binding(pytorchjob(), POLICY, interp, bad)
+
+
 def test_divide_exactly_scales_pod_counts_to_the_divisible_replicas() -> None:
     from flotilla.controllers.common import divide_exactly
 

@@ -1,0 +1,91 @@
+"""Coscheduling: the PodGroup's ``minResources``, as scheduler-plugins' Coscheduling reads it.
+
+A gang (``Workload.gang``) with ``min_resources`` needs that much free on the cluster it lands
+on: a cluster whose free resources, summed over its Ready nodes, are below it for any resource
+is filtered out. ``nvidia.com/gpu`` counts fully free devices, ``flotilla.dev/gpu-milli`` the
+free share of all devices (as :attr:`~flotilla.scheduler.snapshot.NodeInfo.free`). A gang that
+may span clusters (``allow_multi_cluster``) needs it of the clusters together: PreFilter checks
+the fleet's Ready clusters once, and no single cluster is filtered for it.
+
+This is a coarse, cluster-level check, as upstream's (which compares ``minResources`` with the
+cluster's free capacity before any pod is placed): the node-level fit of every pod still decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from flotilla.scheduler.framework import SKIP, SUCCESS, CycleState, Status
+from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
+from flotilla.scheduler.workload import Workload
+
+NAME = "Coscheduling"
+_FREE = (NAME, "free")
+
+
+def cluster_free(cluster: ClusterInfo) -> dict[str, int]:
+    """Free resources of ``cluster`` summed over its Ready nodes (memoised per cluster version)."""
+    hit = cluster.memo.get(_FREE)
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    total: dict[str, int] = {}
+    summary = cluster.summary
+    if summary is not None and summary.source is cluster.nodes:
+        # One node per resource state, times the Ready nodes in that state.
+        for rid, count in summary.counts.items():
+            for name, amount in summary.nodes[rid].free.items():
+                total[name] = total.get(name, 0) + amount * count
+    else:
+        for node in cluster.nodes.values():
+            if node.ready:
+                for name, amount in node.free.items():
+                    total[name] = total.get(name, 0) + amount
+    cluster.memo[_FREE] = total
+    return total
+
+
+def short_of(need: Mapping[str, int], free: Mapping[str, int]) -> list[str]:
+    """The resources of ``need`` that ``free`` does not hold, by name."""
+    return sorted(name for name, amount in need.items() if free.get(name, 0) < amount)
+
+
+def _sum(clusters: Iterable[ClusterInfo]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for cluster in clusters:
+        for name, amount in cluster_free(cluster).items():
+            total[name] = total.get(name, 0) + amount
+    return total
+
+
+class CoschedulingPlugin:
+    name = NAME
+
+    def pre_filter(self, state: CycleState, workload: Workload, snapshot: Snapshot) -> Status:
+        """SKIP unless a single-cluster gang sets ``min_resources``; a multi-cluster gang's is
+        checked here, against the Ready clusters together."""
+        gang = workload.gang
+        if gang is None or not gang.min_resources:
+            return SKIP
+        if not gang.allow_multi_cluster:
+            return SUCCESS
+        short = short_of(gang.min_resources, _sum(c for c in snapshot.ordered if c.ready))
+        if short:
+            return Status.unschedulable(
+                f"cluster(s) together had less free than the PodGroup's minResources ({', '.join(short)})"
+            )
+        return SKIP
+
+    def filter(self, state: CycleState, workload: Workload, cluster: ClusterInfo) -> Status:
+        gang = workload.gang
+        if gang is None or not gang.min_resources:
+            return SUCCESS
+        short = short_of(gang.min_resources, cluster_free(cluster))
+        if short:
+            return Status.unschedulable(
+                f"cluster(s) had less free than the PodGroup's minResources ({', '.join(short)})"
+            )
+        return SUCCESS
+
+
+def new() -> CoschedulingPlugin:
+    return CoschedulingPlugin()
