@@ -46,7 +46,8 @@ ALGORITHM_DURATION = Histogram(
 )
 EXTENSION_POINT_DURATION = Histogram(
     "flotilla_framework_extension_point_duration_seconds",
-    "Time of one extension point (PreFilter | Filter | Score) in a scheduling attempt: the sum of "
+    "Time of one extension point (PreFilter | Filter | Score | Reserve | Unreserve | Permit) in a "
+    "scheduling attempt: the sum of "
     "its plugins' calls. Recorded on the sampled attempts (PLUGIN_SAMPLE_PERCENT).",
     ["extension_point", "profile"],
     buckets=_BUCKETS,

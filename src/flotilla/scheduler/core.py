@@ -551,10 +551,8 @@ class Scheduler:
         expl.selected = [c.name for c in selected]
 
         outcome: ScheduleOutcome
-        if mode == "gang":
-            outcome = self._place_gang(snapshot, workload, comps, selected, expl)
-        elif mode == "gang-multi-cluster":
-            outcome = self._place_gang_multi(snapshot, workload, comps, selected, expl)
+        if mode == "gang" or mode == "gang-multi-cluster":
+            outcome = self._place_gang(snapshot, state, workload, comps, selected, expl)
         elif mode == "duplicated":
             outcome = self._place_duplicated(snapshot, comps, selected, expl)
         else:
@@ -608,36 +606,64 @@ class Scheduler:
     def _place_gang(
         self,
         snapshot: Snapshot,
+        state: CycleState,
         workload: Workload,
         comps: Sequence[Component],
         selected: Sequence[ClusterInfo],
         expl: Explanation,
     ) -> ScheduleOutcome:
-        need = workload.gang_requirement()
-        cluster = selected[0]
-        placer = self.engine.placer(cluster)
-        if not _bind((placer,), [(c.name, c.shape, need.get(c.name, 0)) for c in comps]):
-            return self._fail(snapshot, expl, "the gang could not be bound whole at node level")
-        _bind((placer,), self._extras(workload, comps), whole=False)
-        return self._result({cluster.name: placer}, comps, expl)
+        """Bind a gang pod by pod through the Reserve and Permit extension points.
 
-    def _place_gang_multi(
-        self,
-        snapshot: Snapshot,
-        workload: Workload,
-        comps: Sequence[Component],
-        selected: Sequence[ClusterInfo],
-        expl: Explanation,
-    ) -> ScheduleOutcome:
+        Pods go on the first selected cluster (on every selected cluster in order when the gang
+        may span clusters), the pods each role needs first, largest first, then the extras. The
+        gang's rule (wait for ``minMember`` pods, then allow) is the Permit plugins' (see
+        :class:`~flotilla.scheduler.framework.PermitPlugin` for the protocol).
+        """
+        fw = self.framework
+        multi = workload.gang is not None and workload.gang.allow_multi_cluster
+        placers = {c.name: self.engine.placer(c) for c in (selected if multi else selected[:1])}
+        order = list(placers.values())
         need = workload.gang_requirement()
-        placers = {c.name: self.engine.placer(c) for c in selected}
-        order = [placers[c.name] for c in selected]
-        if not _bind(order, [(c.name, c.shape, need.get(c.name, 0)) for c in comps]):
-            return self._fail(
-                snapshot, expl, "the gang could not be bound whole across the selected clusters"
-            )
-        _bind(order, self._extras(workload, comps), whole=False)
-        return self._result({k: p for k, p in placers.items() if p.assignments}, comps, expl)
+        pods = _pod_order([(c.name, c.shape, need.get(c.name, 0)) for c in comps])
+        pods += _pod_order(self._extras(workload, comps))
+        reserved: list[PodAssignment] = []
+
+        def reject(status: Status) -> Unschedulable:
+            for pod in reversed(reserved):
+                fw.run_unreserve(state, workload, pod)
+            plugin = status.plugin or node_resources_fit.NAME
+            reason = ", ".join(status.reasons) or f"{plugin} did not permit the workload's pods"
+            return self._fail(snapshot, expl, reason, plugin)
+
+        permit = fw.run_permit(state, workload)
+        for comp, shape, n in pods:
+            for _ in range(n):
+                if permit.code is not Code.SUCCESS and permit.code is not Code.WAIT:
+                    return reject(permit)
+                refused = Status(Code.UNSCHEDULABLE, plugin=node_resources_fit.NAME)
+                for placer in order:
+                    pod = placer.place(shape, comp)
+                    if pod is None:
+                        continue
+                    status = fw.run_reserve(state, workload, pod)
+                    if status.is_success:
+                        reserved.append(pod)
+                        permit = fw.run_permit(state, workload)
+                        break
+                    placer.unplace(pod)  # refused here: try the next cluster
+                    refused = status
+                else:
+                    status = refused
+                if status.is_success or permit.code is Code.SUCCESS:
+                    continue  # bound, or left out of a gang already permitted
+                # The pod fits no node (or was refused) while the gang still waits: reject it
+                # whole, with the waiting plugin's reasons, under whoever kept this pod out.
+                return reject(Status(permit.code, permit.reasons, status.plugin))
+        if permit.code is not Code.SUCCESS:
+            return reject(permit)
+        if multi:
+            placers = {k: p for k, p in placers.items() if p.assignments}
+        return self._result(placers, comps, expl)
 
     def _place_duplicated(
         self,

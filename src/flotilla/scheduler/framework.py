@@ -7,7 +7,12 @@ Extension points (one ``typing.Protocol`` each):
 * node level (evaluated by :mod:`flotilla.scheduler.nodefit` inside each cluster):
   :class:`NodeFilterPlugin` (static: labels, taints), :class:`NodeFitPlugin` (capacity: how many
   pods of a shape fit a node's free resources) and :class:`NodeScorePlugin` (which node is best;
-  the best node's score is also the cluster's score for that plugin).
+  the best node's score is also the cluster's score for that plugin);
+* binding a gang pod by pod (as kube-scheduler's Reserve and Permit, with its coscheduling
+  plugin's gang rule as the in-tree user): :class:`ReservePlugin` (``reserve`` each pod as it is
+  bound on a node, ``unreserve`` it when it is dropped or the gang is rejected) and
+  :class:`PermitPlugin` (``permit``: may the pods reserved so far bind? SUCCESS, WAIT for more
+  pods, or a rejection of the whole workload). See :meth:`PermitPlugin.permit` for the cycle.
 
 Scores are normalised to 0..100 (:data:`MIN_SCORE`, :data:`MAX_SCORE`) and multiplied by
 per-plugin weights. A :class:`Registry` maps names to factories and understands the
@@ -21,10 +26,13 @@ import enum
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from flotilla.scheduler.snapshot import ClusterInfo, NodeInfo, Snapshot
 from flotilla.scheduler.workload import PodShape, Workload
+
+if TYPE_CHECKING:
+    from flotilla.scheduler.nodefit import PodAssignment
 
 __all__ = [
     "MAX_SCORE",
@@ -38,11 +46,13 @@ __all__ = [
     "NodeFitPlugin",
     "NodeScorePlugin",
     "Observer",
+    "PermitPlugin",
     "Plugin",
     "PluginFactory",
     "PreFilterPlugin",
     "PreScorePlugin",
     "Registry",
+    "ReservePlugin",
     "ScoreExtensions",
     "ScorePlugin",
     "Status",
@@ -176,6 +186,43 @@ class DevicePickerPlugin(Plugin, Protocol):
     def pick_device(
         self, shape: PodShape, node: NodeInfo, free: Mapping[str, int], devices: Sequence[int]
     ) -> int | None: ...
+
+
+@runtime_checkable
+class ReservePlugin(Plugin, Protocol):
+    """Accounts for each pod of a gang as it is bound on a node, in the cycle's state.
+
+    ``reserve`` returning a non-success refuses the pod: it is taken off its node again and the
+    Reserve plugins that had reserved it are unreserved (in reverse order), as when the pod fits
+    no node. ``unreserve`` must undo ``reserve`` exactly; it is called for every reserved pod when
+    the workload is rejected, and for a refused pod.
+    """
+
+    def reserve(self, state: CycleState, workload: Workload, pod: PodAssignment) -> Status: ...
+
+    def unreserve(self, state: CycleState, workload: Workload, pod: PodAssignment) -> None: ...
+
+
+@runtime_checkable
+class PermitPlugin(Plugin, Protocol):
+    """Decides whether the pods reserved so far may bind: the gang's quorum rule.
+
+    The scheduler binds a gang's pods one at a time (the pods each role needs first, largest
+    first, then the rest) on the selected clusters' nodes. It asks every Permit plugin once
+    before the first pod and again after each pod is reserved:
+
+    * all SUCCESS: the pods reserved so far are allowed, and so is every later pod reserved;
+      a later pod that fits no node (or that a Reserve plugin refuses) is left out;
+    * any WAIT (none rejecting): the pods are held; if a pod then fits no node, or the pods run
+      out, while a plugin still waits, the whole workload is rejected (every pod unreserved) and
+      the WAIT status's reasons say why;
+    * anything else rejects the whole workload at once, with that status.
+
+    Unlike kube-scheduler's, a wait never outlasts one scheduling cycle: a workload is placed
+    whole in one cycle, so the pods a plugin waits for come in the same cycle or not at all.
+    """
+
+    def permit(self, state: CycleState, workload: Workload) -> Status: ...
 
 
 PluginFactory = Callable[[], Plugin]

@@ -38,6 +38,7 @@ from flotilla.scheduler.snapshot import (
     ClusterInfo,
     ClusterSummary,
     NodeInfo,
+    release_devices,
     take_devices,
 )
 from flotilla.scheduler.workload import PodShape
@@ -147,6 +148,21 @@ class NodeState:
             free[GPU_MILLI_RESOURCE] -= m
             return chosen
         return ()
+
+    def release(self, requests: Mapping[str, int], devices: Sequence[int], milli: int) -> None:
+        """Undo :meth:`bind` of one pod with these ``requests`` that took ``devices`` (``milli``
+        on each)."""
+        free = self.free
+        for name, amount in requests.items():
+            if name not in (GPU_RESOURCE, GPU_MILLI_RESOURCE):
+                free[name] = free.get(name, 0) + amount
+        if "pods" in free:
+            free["pods"] += 1
+        devs = self.devices
+        whole_before = sum(1 for i in devices if devs[i] >= MILLI_PER_GPU)
+        release_devices(devs, devices, milli)
+        free[GPU_RESOURCE] += sum(1 for i in devices if devs[i] >= MILLI_PER_GPU) - whole_before
+        free[GPU_MILLI_RESOURCE] += milli * len(devices)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -675,6 +691,12 @@ class ClusterPlacer:
         self.assignments.append(pod)
         self._rerank(name)
         return pod
+
+    def unplace(self, pod: PodAssignment) -> None:
+        """Take back a pod :meth:`place` bound (a Reserve plugin refused it)."""
+        self.assignments.remove(pod)
+        self.states[pod.node].release(pod.requests, pod.gpu_devices, pod.gpu_milli)
+        self._rerank(pod.node)
 
     def _rerank(self, name: str) -> None:
         """Node ``name`` changed: move it to its new place in every ranking built so far."""

@@ -23,15 +23,17 @@ from flotilla.scheduler.framework import (
     NodeFitPlugin,
     NodeScorePlugin,
     Observer,
+    PermitPlugin,
     Plugin,
     PreFilterPlugin,
     PreScorePlugin,
     Registry,
+    ReservePlugin,
     ScoreExtensions,
     ScorePlugin,
     Status,
 )
-from flotilla.scheduler.nodefit import NodeFitEngine
+from flotilla.scheduler.nodefit import NodeFitEngine, PodAssignment
 from flotilla.scheduler.plugins import DEFAULT_WEIGHTS, new_in_tree_registry
 from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
 from flotilla.scheduler.workload import Workload
@@ -119,6 +121,8 @@ class Framework:
         self.pre_filters = [p for p in values if isinstance(p, PreFilterPlugin)]
         self.filters = [p for p in values if isinstance(p, FilterPlugin)]
         self.scorers = [p for p in values if isinstance(p, ScorePlugin)]
+        self.reservers = [p for p in values if isinstance(p, ReservePlugin)]
+        self.permitters = [p for p in values if isinstance(p, PermitPlugin)]
         self._pre_scorers = {p.name for p in self.scorers if isinstance(p, PreScorePlugin)}
         self._extended = {p.name for p in self.scorers if isinstance(p, ScoreExtensions)}
         node_scorers = [(p, self.weight(p.name)) for p in values if isinstance(p, NodeScorePlugin)]
@@ -171,6 +175,50 @@ class Framework:
             if status.code is not Code.SUCCESS:
                 return status.with_plugin(plugin.name)
         return SUCCESS
+
+    def run_reserve(self, state: CycleState, workload: Workload, pod: PodAssignment) -> Status:
+        """Reserve ``pod`` with every Reserve plugin; on a refusal, unreserve the plugins that had
+        reserved it (in reverse order) and return the refusal, naming its plugin."""
+        timed = self.observer is not None
+        for i, plugin in enumerate(self.reservers):
+            start = time.perf_counter() if timed else 0.0
+            status = plugin.reserve(state, workload, pod)
+            if timed:
+                self._observe("Reserve", plugin.name, start)
+            if status.code is not Code.SUCCESS:
+                self._unreserve(state, workload, pod, self.reservers[:i])
+                return status.with_plugin(plugin.name)
+        return SUCCESS
+
+    def run_unreserve(self, state: CycleState, workload: Workload, pod: PodAssignment) -> None:
+        """Unreserve ``pod`` with every Reserve plugin, in reverse order."""
+        self._unreserve(state, workload, pod, self.reservers)
+
+    def _unreserve(
+        self, state: CycleState, workload: Workload, pod: PodAssignment, plugins: Sequence[ReservePlugin]
+    ) -> None:
+        timed = self.observer is not None
+        for plugin in reversed(plugins):
+            start = time.perf_counter() if timed else 0.0
+            plugin.unreserve(state, workload, pod)
+            if timed:
+                self._observe("Unreserve", plugin.name, start)
+
+    def run_permit(self, state: CycleState, workload: Workload) -> Status:
+        """Ask every Permit plugin: the first rejection wins, else the first WAIT, else SUCCESS."""
+        timed = self.observer is not None
+        waiting: Status | None = None
+        for plugin in self.permitters:
+            start = time.perf_counter() if timed else 0.0
+            status = plugin.permit(state, workload)
+            if timed:
+                self._observe("Permit", plugin.name, start)
+            if status.code is Code.WAIT:
+                if waiting is None:
+                    waiting = status.with_plugin(plugin.name)
+            elif status.code is not Code.SUCCESS:
+                return status.with_plugin(plugin.name)
+        return waiting if waiting is not None else SUCCESS
 
     def run_score(
         self,

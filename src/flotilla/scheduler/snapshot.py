@@ -40,6 +40,7 @@ __all__ = [
     "Snapshot",
     "Taint",
     "Toleration",
+    "release_devices",
     "take_devices",
 ]
 
@@ -193,6 +194,13 @@ def take_devices(
             return (i,)
     devices[i] -= milli
     return (i,)
+
+
+def release_devices(devices: list[int], taken: Iterable[int], milli: int) -> None:
+    """Undo :func:`take_devices` for one pod: give ``milli`` back to each device in ``taken``
+    (``MILLI_PER_GPU`` for whole GPUs), never above a whole device."""
+    for i in taken:
+        devices[i] = min(devices[i] + milli, MILLI_PER_GPU)
 
 
 def _default_devices(allocatable: Mapping[str, int], used: Mapping[str, int]) -> tuple[int, ...]:

@@ -1,11 +1,19 @@
-"""Coscheduling: the PodGroup's ``minResources``, as scheduler-plugins' Coscheduling reads it.
+"""Coscheduling: gangs (PodGroups) all or nothing, as scheduler-plugins' Coscheduling plugin.
 
-A gang (``Workload.gang``) with ``min_resources`` needs that much free on the cluster it lands
-on: a cluster whose free resources, summed over its Ready nodes, are below it for any resource
-is filtered out. ``nvidia.com/gpu`` counts fully free devices, ``flotilla.dev/gpu-milli`` the
-free share of all devices (as :attr:`~flotilla.scheduler.snapshot.NodeInfo.free`). A gang that
-may span clusters (``allow_multi_cluster``) needs it of the clusters together: PreFilter checks
-the fleet's Ready clusters once, and no single cluster is filtered for it.
+**minMember** (Reserve and Permit). Reserve counts the gang's pods per role as the scheduler
+binds them on nodes (Unreserve uncounts them); Permit answers WAIT until every role has the pods
+the gang needs at once (:meth:`~flotilla.scheduler.workload.Workload.gang_requirement`:
+``minTaskMember`` per role, topped up to ``minMember``), then SUCCESS. So a gang whose required
+pods do not all fit is rejected whole, and the pods above the requirement (the extras) are
+placed only once the gang stands, as many as fit. A workload without a gang is always permitted.
+
+**minResources** (PreFilter and Filter). A gang with ``min_resources`` needs that much free on
+the cluster it lands on: a cluster whose free resources, summed over its Ready nodes, are below
+it for any resource is filtered out. ``nvidia.com/gpu`` counts fully free devices,
+``flotilla.dev/gpu-milli`` the free share of all devices (as
+:attr:`~flotilla.scheduler.snapshot.NodeInfo.free`). A gang that may span clusters
+(``allow_multi_cluster``) needs it of the clusters together: PreFilter checks the fleet's Ready
+clusters once, and no single cluster is filtered for it.
 
 This is a coarse, cluster-level check, as upstream's (which compares ``minResources`` with the
 cluster's free capacity before any pod is placed): the node-level fit of every pod still decides.
@@ -14,13 +22,21 @@ cluster's free capacity before any pod is placed): the node-level fit of every p
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from flotilla.scheduler.framework import SKIP, SUCCESS, CycleState, Status
+from flotilla.scheduler.framework import SKIP, SUCCESS, Code, CycleState, Status
 from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
 from flotilla.scheduler.workload import Workload
 
+if TYPE_CHECKING:
+    from flotilla.scheduler.nodefit import PodAssignment
+
 NAME = "Coscheduling"
 _FREE = (NAME, "free")
+_STATE = "coscheduling"
+"""Cycle state key: ``(still needed per role, roles still short)`` of the gang being bound."""
+SINGLE = "the gang could not be bound whole at node level"
+MULTI = "the gang could not be bound whole across the selected clusters"
 
 
 def cluster_free(cluster: ClusterInfo) -> dict[str, int]:
@@ -84,6 +100,33 @@ class CoschedulingPlugin:
             return Status.unschedulable(
                 f"cluster(s) had less free than the PodGroup's minResources ({', '.join(short)})"
             )
+        return SUCCESS
+
+    # -- minMember: Reserve and Permit ---------------------------------------------------------
+    def _needed(self, state: CycleState, workload: Workload) -> dict[str, int]:
+        """Pods per role the gang still needs reserved (set up on first use in the cycle)."""
+        needed: dict[str, int] | None = state.get(_STATE)
+        if needed is None:
+            needed = state[_STATE] = {r: n for r, n in workload.gang_requirement().items() if n > 0}
+        return needed
+
+    def reserve(self, state: CycleState, workload: Workload, pod: PodAssignment) -> Status:
+        if workload.gang is not None:
+            needed = self._needed(state, workload)
+            needed[pod.component] = needed.get(pod.component, 0) - 1
+        return SUCCESS
+
+    def unreserve(self, state: CycleState, workload: Workload, pod: PodAssignment) -> None:
+        if workload.gang is not None:
+            needed = self._needed(state, workload)
+            needed[pod.component] += 1
+
+    def permit(self, state: CycleState, workload: Workload) -> Status:
+        gang = workload.gang
+        if gang is None:
+            return SUCCESS
+        if any(n > 0 for n in self._needed(state, workload).values()):
+            return Status(Code.WAIT, (MULTI if gang.allow_multi_cluster else SINGLE,))
         return SUCCESS
 
 
