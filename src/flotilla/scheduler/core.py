@@ -9,7 +9,9 @@ Per cluster, after the cluster filters pass, node-level fit decides feasibility:
 
 * gang (PodGroup): the gang's required pods (``minTaskMember`` per role, topped up to
   ``minMember``) must bind simultaneously, pod by pod, on the cluster's nodes (one cluster
-  unless ``allow_multi_cluster``, in which case the gang spans clusters, still all or nothing);
+  unless ``allow_multi_cluster``, in which case the gang spans clusters, still all or nothing).
+  The pods are bound through the Reserve and Permit extension points; the all-or-nothing rule
+  is the Coscheduling plugin's Permit (see :class:`~flotilla.scheduler.framework.PermitPlugin`);
 * Duplicated: every replica of every component must bind simultaneously;
 * Divided: at least one replica must fit; replicas are then divided (see
   :mod:`flotilla.scheduler.division`) never beyond what fits at node level. With
@@ -232,22 +234,15 @@ def _pod_order(groups: Sequence[PodGroup]) -> list[PodGroup]:
     return sorted(groups, key=lambda g: (-g[1].gpu_demand_milli, -dict(g[1].other).get("cpu", 0)))
 
 
-def _bind(placers: Sequence[ClusterPlacer], groups: Sequence[PodGroup], whole: bool = True) -> bool:
-    """Bind ``groups`` pod by pod, largest pods first, each pod on the first placer with room.
+def _bind(placer: ClusterPlacer, groups: Sequence[PodGroup]) -> bool:
+    """Bind ``groups`` on ``placer`` pod by pod, largest pods first, all or nothing: False at the
+    first pod that fits no node (what is bound so far stays on the placer; callers discard it).
 
-    ``whole``: all or nothing - stop at the first pod that fits nowhere and return False (what
-    is bound so far stays on the placers; callers discard them). Otherwise as many as fit: a
-    group stops at its first pod that fits nowhere and the next group is tried; returns True.
-    """
-    for comp, shape, n in _pod_order(groups):
+    Gangs are bound pod by pod too, through Reserve and Permit (``Scheduler._place_gang``)."""
+    for comp, shape, n in _pod_order(groups) if len(groups) > 1 else groups:
         for _ in range(n):
-            for placer in placers:
-                if placer.place(shape, comp) is not None:
-                    break
-            else:
-                if whole:
-                    return False
-                break
+            if placer.place(shape, comp) is None:
+                return False
     return True
 
 
@@ -357,7 +352,7 @@ class Scheduler:
         if key in cluster.memo:
             return cluster.memo[key]  # type: ignore[no-any-return]
         placer = self.engine.placer(cluster)
-        result = tuple(placer.assignments) if _bind((placer,), groups) else None
+        result = tuple(placer.assignments) if _bind(placer, groups) else None
         cluster.memo[key] = result
         return result
 
@@ -675,7 +670,7 @@ class Scheduler:
         placers: dict[str, ClusterPlacer] = {}
         for cluster in selected:
             placer = self.engine.placer(cluster)
-            if not _bind((placer,), [(c.name, c.shape, c.replicas) for c in comps]):
+            if not _bind(placer, [(c.name, c.shape, c.replicas) for c in comps]):
                 return self._fail(snapshot, expl, f"cluster {cluster.name} could not bind every replica")
             placers[cluster.name] = placer
         return self._result(placers, comps, expl)
@@ -751,7 +746,7 @@ class Scheduler:
                 placer = placers.get(name)
                 if placer is None:
                     placer = placers[name] = self.engine.placer(by_name[name])
-                if not _bind((placer,), [(comp.name, comp.shape, split[name])]):
+                if not _bind(placer, [(comp.name, comp.shape, split[name])]):
                     return self._fail(
                         snapshot, expl, f"cluster {name} could not bind its share at node level"
                     )
