@@ -54,3 +54,29 @@ def test_placer_and_cache_account_a_pod_on_the_same_devices() -> None:
     cache.add_pod("c", PodInfo("a", "n", {"cpu": 100, GPU_MILLI_RESOURCE: 400}))
     cache.add_pod("c", PodInfo("b", "n", {"cpu": 100, GPU_MILLI_RESOURCE: 400}, gpu_devices=(0,)))
     assert list(cache.cluster("c").nodes["n"].devices) == state.devices
+
+
+def test_unplacing_a_pod_gives_its_node_back_exactly() -> None:
+    from flotilla.scheduler import Framework
+    from flotilla.scheduler.snapshot import release_devices
+
+    base = NodeInfo("n", {"cpu": 8000, "pods": 10, GPU_RESOURCE: 4}, gpu_free=(1000, 1000, 600, 1000))
+    placer = Framework().engine.placer(ClusterInfo("c", {"n": base}))
+    for requests in ({"cpu": 100, GPU_RESOURCE: 1}, {"cpu": 100, GPU_MILLI_RESOURCE: 500}):
+        shape = Component("c", 1, requests).shape
+        before = placer.available(shape)
+        first = placer.place(shape, "c")
+        second = placer.place(shape, "c")
+        assert first is not None and second is not None
+        placer.unplace(first)
+        placer.unplace(second)
+        assert placer.assignments == []
+        state = placer.states["n"]
+        assert state.free == dict(base.free) and state.devices == list(base.devices)
+        assert placer.available(shape) == before
+        assert placer.place(shape, "c") is not None  # the ranking knows the node again
+        placer.unplace(placer.assignments[0])
+    devices = [0, 1000, 300]
+    release_devices(devices, (0,), 1000)
+    release_devices(devices, (2,), 900)  # never above a whole device
+    assert devices == [1000, 1000, 1000]
