@@ -301,6 +301,11 @@ CASES = [
         message="must name one of spec.components",
     ),
     Case("rb-negative-replicas", rb(clusters=[{"name": "a", "replicas": -1}]), "spec.clusters[0].replicas"),
+    Case(
+        "rb-min-resources-not-a-quantity",
+        rb(schedulingGroup={"minMember": 2, "minResources": {"cpu": "lots"}}),
+        "spec.schedulingGroup.minResources.cpu",
+    ),
     # InterpreterCustomization
     Case(
         "ic-replicas-and-replicas-path",
