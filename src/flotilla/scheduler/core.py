@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from flotilla.scheduler.division import aggregate, divide
-from flotilla.scheduler.framework import Code, CycleState, Diagnosis, Status
+from flotilla.scheduler.framework import SUCCESS, Code, CycleState, Diagnosis, Status
 from flotilla.scheduler.nodefit import ClusterPlacer, PodAssignment
 from flotilla.scheduler.placement import AGGREGATED, DUPLICATED, ClusterAffinity, Placement
 from flotilla.scheduler.plugins import cluster_affinity, node_resources_fit, spread_constraint
@@ -232,6 +232,10 @@ ScheduleOutcome = ScheduleResult | Unschedulable
 def _pod_order(groups: Sequence[PodGroup]) -> list[PodGroup]:
     """Largest pods first (GPU share, then CPU), stable on component order."""
     return sorted(groups, key=lambda g: (-g[1].gpu_demand_milli, -dict(g[1].other).get("cpu", 0)))
+
+
+_NO_NODE = Status(Code.UNSCHEDULABLE, plugin=node_resources_fit.NAME)
+"""A gang's pod fits no node of the selected clusters."""
 
 
 def _bind(placer: ClusterPlacer, groups: Sequence[PodGroup]) -> bool:
@@ -590,8 +594,8 @@ class Scheduler:
             expl.replicas[name] = len(pods)
         return ScheduleResult(targets, assignments, expl)
 
-    def _extras(self, workload: Workload, comps: Sequence[Component]) -> list[PodGroup]:
-        need = workload.gang_requirement()
+    def _extras(self, need: Mapping[str, int], comps: Sequence[Component]) -> list[PodGroup]:
+        """The pods above the gang's requirement ``need``, per component."""
         return [
             (c.name, c.shape, c.replicas - need.get(c.name, 0))
             for c in comps
@@ -620,7 +624,7 @@ class Scheduler:
         order = list(placers.values())
         need = workload.gang_requirement()
         pods = _pod_order([(c.name, c.shape, need.get(c.name, 0)) for c in comps])
-        pods += _pod_order(self._extras(workload, comps))
+        pods += _pod_order(self._extras(need, comps))
         reserved: list[PodAssignment] = []
 
         def reject(status: Status) -> Unschedulable:
@@ -630,31 +634,34 @@ class Scheduler:
             reason = ", ".join(status.reasons) or f"{plugin} did not permit the workload's pods"
             return self._fail(snapshot, expl, reason, plugin)
 
-        permit = fw.run_permit(state, workload)
+        # Permit is asked when its answer decides something: when a pod fits no node (left out,
+        # or the gang rejected) and once every pod was tried. (The runner returns the SUCCESS
+        # singleton for success.)
+        run_reserve, run_permit = fw.run_reserve, fw.run_permit
         for comp, shape, n in pods:
             for _ in range(n):
-                if permit.code is not Code.SUCCESS and permit.code is not Code.WAIT:
-                    return reject(permit)
-                refused = Status(Code.UNSCHEDULABLE, plugin=node_resources_fit.NAME)
+                status = _NO_NODE
                 for placer in order:
                     pod = placer.place(shape, comp)
                     if pod is None:
                         continue
-                    status = fw.run_reserve(state, workload, pod)
-                    if status.is_success:
+                    status = run_reserve(state, workload, pod)
+                    if status is SUCCESS:
                         reserved.append(pod)
-                        permit = fw.run_permit(state, workload)
                         break
                     placer.unplace(pod)  # refused here: try the next cluster
-                    refused = status
-                else:
-                    status = refused
-                if status.is_success or permit.code is Code.SUCCESS:
-                    continue  # bound, or left out of a gang already permitted
+                if status is SUCCESS:
+                    continue
+                permit = run_permit(state, workload)
+                if permit is SUCCESS:
+                    continue  # left out of a gang already permitted
+                if permit.code is not Code.WAIT:
+                    return reject(permit)
                 # The pod fits no node (or was refused) while the gang still waits: reject it
                 # whole, with the waiting plugin's reasons, under whoever kept this pod out.
                 return reject(Status(permit.code, permit.reasons, status.plugin))
-        if permit.code is not Code.SUCCESS:
+        permit = run_permit(state, workload)
+        if permit is not SUCCESS:
             return reject(permit)
         if multi:
             placers = {k: p for k, p in placers.items() if p.assignments}

@@ -12,7 +12,7 @@ Extension points (one ``typing.Protocol`` each):
   plugin's gang rule as the in-tree user): :class:`ReservePlugin` (``reserve`` each pod as it is
   bound on a node, ``unreserve`` it when it is dropped or the gang is rejected) and
   :class:`PermitPlugin` (``permit``: may the pods reserved so far bind? SUCCESS, WAIT for more
-  pods, or a rejection of the whole workload). See :meth:`PermitPlugin.permit` for the cycle.
+  pods, or a rejection of the whole workload). See :class:`PermitPlugin` for the cycle.
 
 Scores are normalised to 0..100 (:data:`MIN_SCORE`, :data:`MAX_SCORE`) and multiplied by
 per-plugin weights. A :class:`Registry` maps names to factories and understands the
@@ -87,7 +87,7 @@ class Status:
         return self.code is Code.SUCCESS
 
     def with_plugin(self, plugin: str) -> Status:
-        return Status(self.code, self.reasons, plugin)
+        return self if self.plugin == plugin else Status(self.code, self.reasons, plugin)
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code.value, "reasons": list(self.reasons), "plugin": self.plugin}
@@ -208,15 +208,18 @@ class PermitPlugin(Plugin, Protocol):
     """Decides whether the pods reserved so far may bind: the gang's quorum rule.
 
     The scheduler binds a gang's pods one at a time (the pods each role needs first, largest
-    first, then the rest) on the selected clusters' nodes. It asks every Permit plugin once
-    before the first pod and again after each pod is reserved:
+    first, then the rest) on the selected clusters' nodes, reserving each, and asks every Permit
+    plugin when the answer decides something: when a pod fits no node (or a Reserve plugin
+    refuses it), and once every pod was tried. The answer must therefore follow from the pods
+    reserved at that moment (the plugin's Reserve/Unreserve accounting), not from when it is
+    asked:
 
-    * all SUCCESS: the pods reserved so far are allowed, and so is every later pod reserved;
-      a later pod that fits no node (or that a Reserve plugin refuses) is left out;
-    * any WAIT (none rejecting): the pods are held; if a pod then fits no node, or the pods run
-      out, while a plugin still waits, the whole workload is rejected (every pod unreserved) and
-      the WAIT status's reasons say why;
-    * anything else rejects the whole workload at once, with that status.
+    * all SUCCESS: the pods reserved so far may bind; a pod that fits no node is left out, and
+      after the last pod the placement stands;
+    * any WAIT (none rejecting): the pods are held; a pod that fits no node, or the end of the
+      pods, while a plugin still waits rejects the whole workload (every pod unreserved, in
+      reverse order), and the WAIT status's reasons say why;
+    * anything else rejects the whole workload, with that status.
 
     Unlike kube-scheduler's, a wait never outlasts one scheduling cycle: a workload is placed
     whole in one cycle, so the pods a plugin waits for come in the same cycle or not at all.

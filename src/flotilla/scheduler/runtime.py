@@ -185,7 +185,7 @@ class Framework:
             status = plugin.reserve(state, workload, pod)
             if timed:
                 self._observe("Reserve", plugin.name, start)
-            if status.code is not Code.SUCCESS:
+            if status is not SUCCESS and status.code is not Code.SUCCESS:
                 self._unreserve(state, workload, pod, self.reservers[:i])
                 return status.with_plugin(plugin.name)
         return SUCCESS
@@ -213,6 +213,8 @@ class Framework:
             status = plugin.permit(state, workload)
             if timed:
                 self._observe("Permit", plugin.name, start)
+            if status is SUCCESS:
+                continue
             if status.code is Code.WAIT:
                 if waiting is None:
                     waiting = status.with_plugin(plugin.name)

@@ -190,6 +190,7 @@ def test_reserve_unreserve_and_permit_are_timed_for_the_observer() -> None:
     sched = scheduler_with(AtMost(2), observer=observe)
     outcome = sched.schedule(snapshot(cluster("c", [node(f"n{i}") for i in range(4)])), elastic(4))
     assert isinstance(outcome, Unschedulable)
-    assert calls[("Reserve", coscheduling.NAME)] == 3 and calls[("Reserve", "AtMost")] == 3
-    assert calls[("Permit", coscheduling.NAME)] == 4  # once before the first pod, once per pod
-    assert calls[("Unreserve", "AtMost")] == 3 and calls[("Unreserve", coscheduling.NAME)] == 3
+    assert calls[("Reserve", coscheduling.NAME)] == 4 and calls[("Reserve", "AtMost")] == 4
+    assert calls[("Permit", coscheduling.NAME)] == 1  # every pod fit: asked once, at the end
+    assert calls[("Permit", "AtMost")] == 1
+    assert calls[("Unreserve", "AtMost")] == 4 and calls[("Unreserve", coscheduling.NAME)] == 4

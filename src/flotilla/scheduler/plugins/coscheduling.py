@@ -103,31 +103,49 @@ class CoschedulingPlugin:
         return SUCCESS
 
     # -- minMember: Reserve and Permit ---------------------------------------------------------
-    def _needed(self, state: CycleState, workload: Workload) -> dict[str, int]:
-        """Pods per role the gang still needs reserved (set up on first use in the cycle)."""
-        needed: dict[str, int] | None = state.get(_STATE)
-        if needed is None:
-            needed = state[_STATE] = {r: n for r, n in workload.gang_requirement().items() if n > 0}
-        return needed
+    def _gang(self, state: CycleState, workload: Workload) -> _Gang:
+        """The gang's count of pods still needed (set up on first use in the cycle)."""
+        gang: _Gang | None = state.get(_STATE)
+        if gang is None:
+            gang = state[_STATE] = _Gang(workload)
+        return gang
 
     def reserve(self, state: CycleState, workload: Workload, pod: PodAssignment) -> Status:
         if workload.gang is not None:
-            needed = self._needed(state, workload)
-            needed[pod.component] = needed.get(pod.component, 0) - 1
+            gang = state.get(_STATE) or self._gang(state, workload)
+            gang.add(pod.component, -1)
         return SUCCESS
 
     def unreserve(self, state: CycleState, workload: Workload, pod: PodAssignment) -> None:
         if workload.gang is not None:
-            needed = self._needed(state, workload)
-            needed[pod.component] += 1
+            self._gang(state, workload).add(pod.component, 1)
 
     def permit(self, state: CycleState, workload: Workload) -> Status:
-        gang = workload.gang
-        if gang is None:
+        if workload.gang is None:
             return SUCCESS
-        if any(n > 0 for n in self._needed(state, workload).values()):
-            return Status(Code.WAIT, (MULTI if gang.allow_multi_cluster else SINGLE,))
-        return SUCCESS
+        gang = state.get(_STATE) or self._gang(state, workload)
+        return gang.wait if gang.short else SUCCESS
+
+
+class _Gang:
+    """Pods each role still needs reserved (below zero: extras), and how many are short in all."""
+
+    __slots__ = ("needed", "short", "wait")
+
+    def __init__(self, workload: Workload) -> None:
+        assert workload.gang is not None
+        self.needed = {r: n for r, n in workload.gang_requirement().items() if n > 0}
+        self.short = sum(self.needed.values())
+        reason = MULTI if workload.gang.allow_multi_cluster else SINGLE
+        self.wait = Status(Code.WAIT, (reason,), NAME)
+
+    def add(self, role: str, n: int) -> None:
+        """One pod of ``role`` more (``n`` 1) or less (-1) still needed."""
+        needed = self.needed
+        before = needed.get(role, 0)
+        needed[role] = after = before + n
+        if before > 0 or after > 0:
+            self.short += n
 
 
 def new() -> CoschedulingPlugin:
