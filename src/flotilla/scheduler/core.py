@@ -484,6 +484,9 @@ class Scheduler:
         state = CycleState({cluster_affinity.STATE_KEY: affinity})
         comps = [c for c in workload.components if c.replicas > 0]
         active, pre = fw.run_pre_filter(state, workload, snapshot)
+        if self.engine.refresh():  # a learned score moved: nothing keyed by the old scores is used
+            self._check_keys.clear()
+            self._views.clear()
         if not pre.is_success:
             expl.statuses = dict.fromkeys(snapshot.cluster_names, pre)
             return Unschedulable(Diagnosis(len(snapshot.clusters), dict(expl.statuses)), expl)

@@ -239,10 +239,22 @@ class FitIndex:
     O(changed nodes x log nodes) per version instead of a full scan.
     """
 
-    __slots__ = ("available", "candidates", "entries", "log", "rejected", "short", "short_plugin", "version")
+    __slots__ = (
+        "available",
+        "candidates",
+        "entries",
+        "log",
+        "rejected",
+        "short",
+        "short_plugin",
+        "token",
+        "version",
+    )
 
-    def __init__(self, version: int, rejected: dict[str, tuple[str, int]]) -> None:
+    def __init__(self, version: int, rejected: dict[str, tuple[str, int]], token: int = 0) -> None:
         self.version = version
+        self.token = token
+        """The engine's :attr:`NodeFitEngine.token` the scores were computed under."""
         self.log: ChangeLog | None = None
         """The change log ``version`` refers to (set when the index is kept across versions)."""
         self.rejected = rejected
@@ -256,7 +268,7 @@ class FitIndex:
     def build(cls, engine: NodeFitEngine, cluster: ClusterInfo, shape: PodShape) -> FitIndex:
         """Full scan of the cluster's eligible nodes."""
         names, rejected = engine.eligible(cluster, shape)
-        index = cls(cluster.version, rejected)
+        index = cls(cluster.version, rejected, engine.token)
         nodes = cluster.nodes
         entries = index.entries
         shared = engine.shared_entries(shape)
@@ -361,6 +373,11 @@ class NodeFitEngine:
         self.scorers = tuple(scorers)
         self.observer = observer
         self.token = next(_tokens)
+        """Part of every memo key holding scores; replaced when a scorer's ``epoch`` changes."""
+        self._static_token = self.token
+        """Part of the memo keys that hold no scores (eligibility, the per-shape index store)."""
+        self._versioned = tuple(p for p, _ in self.scorers if hasattr(p, "epoch"))
+        self._epochs = self._current_epochs()
         pickers = [p for p, _ in self.scorers if isinstance(p, DevicePickerPlugin)]
         self.device_picker: DevicePickerPlugin | None = pickers[0] if pickers else None
         self.additive = bool(self.fits) and all(getattr(f, "additive_capacity", False) for f in self.fits)
@@ -371,12 +388,31 @@ class NodeFitEngine:
         self._shared: dict[Any, dict[int, NodeEntry]] = {}
         self._shared_size = 0
 
+    def _current_epochs(self) -> tuple[int, ...]:
+        return tuple(p.epoch for p in self._versioned)
+
+    def refresh(self) -> bool:
+        """Start a new :attr:`token` (and drop the shared node entries) when a node score
+        plugin's ``epoch`` moved: a plugin whose scores may change over time (a learned
+        distribution) exposes an ``epoch`` it bumps when they do, and no score memoised under
+        the old epoch is used again. True when it moved (the caller drops what it keeps)."""
+        if not self._versioned:
+            return False
+        epochs = self._current_epochs()
+        if epochs == self._epochs:
+            return False
+        self._epochs = epochs
+        self.token = next(_tokens)
+        self._shared.clear()
+        self._shared_size = 0
+        return True
+
     # -- static eligibility (labels, taints) -------------------------------------------------
     def eligible(
         self, cluster: ClusterInfo, shape: PodShape
     ) -> tuple[tuple[str, ...], dict[str, tuple[str, int]]]:
         """Nodes passing every node filter, and ``reason -> (plugin, nodes)`` for the others."""
-        key = (self.token, "eligible", shape.constraint_key)
+        key = (self._static_token, "eligible", shape.constraint_key)
         memo = cluster.static_memo
         hit = memo.get(key)
         if hit is not None:
@@ -482,10 +518,10 @@ class NodeFitEngine:
         changes = cluster.changes
         if changes is None:
             return FitIndex.build(self, cluster, shape)
-        indexes: dict[Any, FitIndex] = cluster.static_memo.setdefault((self.token, "indexes"), {})
+        indexes: dict[Any, FitIndex] = cluster.static_memo.setdefault((self._static_token, "indexes"), {})
         index = indexes.pop(shape.key, None)  # re-inserted below: least recently used goes first
-        if index is not None and index.log is not changes:
-            index = None  # built against another lineage's log: its versions mean nothing here
+        if index is not None and (index.log is not changes or index.token != self.token):
+            index = None  # another lineage's log (its versions mean nothing here), or old scores
         if index is not None and index.version != cluster.version:
             changed = changes.since(index.version, cluster.version)
             if changed is None and index.version > cluster.version:
@@ -569,7 +605,7 @@ class NodeFitEngine:
             or len(summary.counts) > self.summary_max_states * summary.ready
         ):
             return None
-        indexes = cluster.static_memo.get((self.token, "indexes"))
+        indexes = cluster.static_memo.get((self._static_token, "indexes"))
         if indexes and shape.key in indexes:
             return None
         names, rejected = self.eligible(cluster, shape)

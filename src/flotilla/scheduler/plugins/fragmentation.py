@@ -12,15 +12,31 @@ The score of placing a pod is ``-(F(after) - F(before)) / 10``: creating one GPU
 fragmentation costs 100 points, and placements that *reduce* fragmentation score positive.
 A fractional pod goes to the device that leaves the least fragmentation (``pick_device``).
 ``F`` is memoised per node state ``(free cpu, sorted device shares)``.
+
+The target distribution is learned (FGD's "task distribution", here from what the fleet runs,
+never from a file): the plugin is also a PreFilter that sees every workload the scheduler is
+asked about - scheduled or left pending - once per ``(key, shapes)``, and adds each role's pods
+to a decayed histogram of ``(cpu, whole GPUs, GPU milli-share)`` classes. The histogram starts
+from :data:`DEFAULT_DISTRIBUTION` (the prior) at ``prior_weight`` pods, halves every
+``half_life`` observed pods and keeps the ``max_classes`` heaviest classes. Scores use a
+*quantised* copy, replaced only when the live histogram has moved more than ``requantize``
+(total variation distance) away from it; each replacement bumps :attr:`epoch`, which the node
+fit engine reads to drop the scores it shared across decisions (``node_resources_only``).
+See :class:`LearningSettings` and docs/runtime.md (scheduler profile).
 """
 
 from __future__ import annotations
 
 import bisect
+import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from flotilla.scheduler.snapshot import MILLI_PER_GPU, NodeInfo
-from flotilla.scheduler.workload import PodShape
+from flotilla.scheduler.framework import SUCCESS, CycleState, Status
+from flotilla.scheduler.snapshot import MILLI_PER_GPU, NodeInfo, Snapshot
+from flotilla.scheduler.workload import PodShape, Workload
 
 NAME = "GPUFragmentation"
 
@@ -36,7 +52,53 @@ DEFAULT_DISTRIBUTION: tuple[TaskClass, ...] = (
     (32000, 4, 0, 0.10),
     (64000, 8, 0, 0.15),
 )
+"""The prior: the shapes the scheduler expects before it has seen any workload (popularity of
+CPU-only, quarter- and half-GPU, 1-, 2-, 4- and 8-GPU pods in a mixed AI fleet)."""
 _MEMO_LIMIT = 1 << 20
+_SEEN_LIMIT = 1 << 16
+"""Workloads remembered as already counted (the oldest forgotten first)."""
+
+ClassKey = tuple[int, int, int]
+"""``(cpu_milli, whole_gpus, gpu_milli_share)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LearningSettings:
+    """How the plugin learns its target distribution (the scheduler profile's setting).
+
+    * ``learn`` - learn from observed workloads (False: score with the prior, or the
+      distribution given, forever);
+    * ``half_life`` - observed pods after which an observation weighs half;
+    * ``prior_weight`` - the prior's weight in pods when learning starts;
+    * ``max_classes`` - classes kept (the lightest dropped first);
+    * ``requantize`` - total variation distance between the live histogram and the one scores
+      use beyond which scores switch to the live one (a new :attr:`GPUFragmentationPlugin.epoch`).
+    """
+
+    learn: bool = True
+    half_life: float = 5000.0
+    prior_weight: float = 50.0
+    max_classes: int = 128
+    requantize: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.half_life) and self.half_life > 0):
+            raise ValueError(f"halfLife must be a positive number of pods, got {self.half_life!r}")
+        if not (math.isfinite(self.prior_weight) and self.prior_weight > 0):
+            raise ValueError(f"priorWeight must be a positive number of pods, got {self.prior_weight!r}")
+        if self.max_classes < 1:
+            raise ValueError(f"maxClasses must be at least 1, got {self.max_classes!r}")
+        if not 0 <= self.requantize < 1:
+            raise ValueError(f"requantize must be in [0, 1), got {self.requantize!r}")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "learn": self.learn,
+            "halfLife": self.half_life,
+            "priorWeight": self.prior_weight,
+            "maxClasses": self.max_classes,
+            "requantize": self.requantize,
+        }
 
 
 class GPUFragmentationPlugin:
@@ -44,11 +106,36 @@ class GPUFragmentationPlugin:
     node_resources_only = True
     """The score reads only the node's resources (see ``NodeScorePlugin``)."""
 
-    def __init__(self, distribution: Sequence[TaskClass] | None = None) -> None:
+    def __init__(
+        self, distribution: Sequence[TaskClass] | None = None, learning: LearningSettings | None = None
+    ) -> None:
         dist = tuple(distribution or DEFAULT_DISTRIBUTION)
         total = sum(w for *_, w in dist)
-        if total <= 0:
-            raise ValueError("the task distribution needs a positive total weight")
+        if total <= 0 or any(w < 0 for *_, w in dist):
+            raise ValueError("the task distribution needs non-negative weights and a positive total")
+        self.learning = learning if learning is not None else LearningSettings()
+        self.epoch = 0
+        """Bumped whenever the distribution that scores use changes."""
+        self.observed = 0
+        """Pods observed since start (not decayed)."""
+        self._growth = 2.0 ** (1.0 / self.learning.half_life)
+        self._scale = 1.0
+        self._live: dict[ClassKey, float] = {}
+        for cpu, whole, milli, weight in dist:
+            key = (cpu, whole, milli)
+            self._live[key] = self._live.get(key, 0.0) + self.learning.prior_weight * weight / total
+        self._seen: OrderedDict[tuple[str, tuple[tuple[ClassKey, int], ...]], None] = OrderedDict()
+        self._use(dist)
+
+    def _use(self, dist: Sequence[TaskClass]) -> None:
+        """Score with ``dist`` from now on (normalised here); empties the memo."""
+        total = sum(w for *_, w in dist)
+        self.classes: tuple[TaskClass, ...] = tuple(
+            sorted(((c, g, m, w / total) for c, g, m, w in dist if w > 0), key=lambda t: (-t[3], t[:3]))
+        )
+        """The distribution scores use, heaviest class first (weights sum to 1)."""
+        self.adopted_at = self.observed
+        """Pods observed when scores started using :attr:`classes`."""
         grouped: dict[tuple[int, int], list[tuple[int, float]]] = {}
         for cpu, whole, milli, weight in dist:
             if whole:
@@ -71,6 +158,66 @@ class GPUFragmentationPlugin:
                 prefix.append(prefix[-1] + w)
             self._classes.append((count, threshold, cpus, prefix, prefix[-1]))
         self._memo: dict[tuple[int, tuple[int, ...]], float] = {}
+
+    # -- learning --------------------------------------------------------------------------
+    def pre_filter(self, state: CycleState, workload: Workload, snapshot: Snapshot) -> Status:
+        """Observe the workload (never rejects anything)."""
+        if self.learning.learn:
+            self.observe(workload)
+        return SUCCESS
+
+    def observe(self, workload: Workload) -> bool:
+        """Count each role's pods once per ``(key, shapes)``; True when this one was new."""
+        roles = tuple((_class_of(c.shape), c.replicas) for c in workload.components if c.replicas > 0)
+        if not roles:
+            return False
+        seen = (workload.key, roles)
+        if seen in self._seen:
+            self._seen.move_to_end(seen)
+            return False
+        self._seen[seen] = None
+        if len(self._seen) > _SEEN_LIMIT:
+            self._seen.popitem(last=False)
+        live = self._live
+        for key, pods in roles:
+            # Decay by growing the weight of new observations (2^(pods/half_life)) instead of
+            # shrinking every old one; rescaled to 1 before it could overflow.
+            factor = self._growth ** min(pods, 100 * self.learning.half_life)
+            if self._scale * factor > 1e100:
+                live.update((k, w / self._scale) for k, w in live.items())
+                self._scale = 1.0
+            self._scale *= factor
+            live[key] = live.get(key, 0.0) + pods * self._scale
+            self.observed += pods
+        if len(live) > self.learning.max_classes:
+            for key, _ in sorted(live.items(), key=lambda kv: kv[1])[: len(live) - self.learning.max_classes]:
+                del live[key]
+        if self.drift() > self.learning.requantize:
+            self._use([(*k, w) for k, w in live.items()])
+            self.epoch += 1
+        return True
+
+    def describe(self, top: int = 5) -> dict[str, Any]:
+        """The setting, the epoch and the ``top`` heaviest classes scores use (for explanations,
+        metrics and ``kubectl flotilla``); stable within an epoch."""
+        return {
+            **self.learning.to_dict(),
+            "epoch": self.epoch,
+            "observedPods": self.adopted_at,
+            "classes": [
+                {"cpu": f"{cpu}m", "gpus": whole, "gpuMilli": milli, "weight": round(weight, 4)}
+                for cpu, whole, milli, weight in self.classes[:top]
+            ],
+        }
+
+    def drift(self) -> float:
+        """Total variation distance between the live histogram and the distribution in use."""
+        total = sum(self._live.values())
+        used = {(c, g, m): w for c, g, m, w in self.classes}
+        distance = 0.0
+        for key, w in self._live.items():
+            distance += abs(w / total - used.pop(key, 0.0))
+        return (distance + sum(used.values())) / 2.0
 
     def fragmentation(self, cpu_free: int, devices: Sequence[int]) -> float:
         """Expected fragmented GPU share (milli) of a node in this state."""
@@ -157,5 +304,11 @@ def _cpu(shape: PodShape) -> int:
     return 0
 
 
-def new(distribution: Sequence[TaskClass] | None = None) -> GPUFragmentationPlugin:
-    return GPUFragmentationPlugin(distribution)
+def _class_of(shape: PodShape) -> ClassKey:
+    return (_cpu(shape), shape.gpu_whole, shape.gpu_milli)
+
+
+def new(
+    distribution: Sequence[TaskClass] | None = None, learning: LearningSettings | None = None
+) -> GPUFragmentationPlugin:
+    return GPUFragmentationPlugin(distribution, learning)
