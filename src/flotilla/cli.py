@@ -585,6 +585,12 @@ def cluster_lines(explanation: Mapping[str, Any]) -> list[str]:
     return lines(explanation)
 
 
+def profile_lines(explanation: Mapping[str, Any]) -> list[str]:
+    from flotilla.explain import profile_lines as lines
+
+    return lines(explanation)
+
+
 def _cmd_describe_workload(args: argparse.Namespace) -> int:
     """Why a workload is where it is: the decision line, then per cluster the filter or scores."""
     rows = _workload_rows(args)
@@ -605,6 +611,11 @@ def _cmd_describe_workload(args: argparse.Namespace) -> int:
         print("Per cluster:")
         for line in cluster_lines(explanation):
             print(line)
+        learned = profile_lines(explanation)
+        if learned:
+            print("Profile:")
+            for line in learned:
+                print(line)
     return 0
 
 

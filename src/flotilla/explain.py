@@ -221,6 +221,27 @@ def cluster_lines(explanation: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def profile_lines(explanation: Mapping[str, Any]) -> list[str]:
+    """What the decision's profile had learned (``explanation.profile``, written by the operator):
+    per plugin, its setting, epoch and heaviest pod shapes."""
+    lines = []
+    for plugin, state in sorted((explanation.get("profile") or {}).items()):
+        if state.get("learn"):
+            how = (
+                f"learned (halfLife {state.get('halfLife')} pods, prior {state.get('priorWeight')} pods), "
+                f"epoch {state.get('epoch')} at {state.get('observedPods')} pods seen"
+            )
+        else:
+            how = "prior (learning off)"
+        shapes = ", ".join(
+            f"{100 * float(c.get('weight', 0)):.0f}% cpu={c.get('cpu')} gpus={c.get('gpus')} "
+            f"gpuMilli={c.get('gpuMilli')}"
+            for c in state.get("classes") or []
+        )
+        lines.append(f"  {plugin}: {how}; top shapes: {shapes or '-'}")
+    return lines
+
+
 def render(results: Iterable[Explained], members: Iterable[MemberData]) -> str:
     """The human-readable report: fleet notes, then per workload its policy, decision and clusters."""
     lines = []

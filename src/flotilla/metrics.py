@@ -9,8 +9,8 @@ and goes when the member does (:func:`forget_cluster`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 from prometheus_client.metrics import MetricWrapperBase
@@ -163,6 +163,52 @@ FAILOVER_WAITING = Gauge(
     "Workloads due for eviction that wait: for the eviction rate limit, or for room elsewhere.",
     ["reason"],
 )
+
+FRAGMENTATION_TOP_CLASSES = 10
+"""Classes of the learned distribution exported (the heaviest; bounds the label set)."""
+FRAGMENTATION_CLASS_WEIGHT = Gauge(
+    "flotilla_scheduler_fragmentation_class_weight",
+    "Weight (0..1) of a pod shape in the target distribution GPUFragmentation scores with, for "
+    f"its {FRAGMENTATION_TOP_CLASSES} heaviest shapes (cpu, whole GPUs, GPU milli-share); learned "
+    "from the workloads seen unless learning is off.",
+    ["shape", "profile"],
+)
+FRAGMENTATION_EPOCH = Gauge(
+    "flotilla_scheduler_fragmentation_epoch",
+    "How many times GPUFragmentation's target distribution changed (each change drops the "
+    "memoised node scores).",
+    ["profile"],
+)
+FRAGMENTATION_OBSERVED = Gauge(
+    "flotilla_scheduler_fragmentation_observed_pods",
+    "Pods GPUFragmentation has observed (each workload's roles, once per shape) since start.",
+    ["profile"],
+)
+FRAGMENTATION_LEARNING = Gauge(
+    "flotilla_scheduler_fragmentation_learning",
+    "1 when GPUFragmentation learns its target distribution, 0 when it keeps its prior.",
+    ["profile"],
+)
+
+
+def shape_label(entry: Mapping[str, object]) -> str:
+    """``cpu=3152m,gpus=0,gpuMilli=810`` for one class of ``GPUFragmentationPlugin.describe()``."""
+    return f"cpu={entry['cpu']},gpus={entry['gpus']},gpuMilli={entry['gpuMilli']}"
+
+
+def set_fragmentation(described: Mapping[str, Any], profile: str = PROFILE) -> None:
+    """The fragmentation gauges from ``GPUFragmentationPlugin.describe(FRAGMENTATION_TOP_CLASSES)``;
+    shapes that left the top classes lose their series."""
+    FRAGMENTATION_EPOCH.labels(profile=profile).set(int(described["epoch"]))
+    FRAGMENTATION_LEARNING.labels(profile=profile).set(1 if described["learn"] else 0)
+    seen = set()
+    for entry in described["classes"]:
+        label = shape_label(entry)
+        seen.add(label)
+        FRAGMENTATION_CLASS_WEIGHT.labels(shape=label, profile=profile).set(float(entry["weight"]))
+    for shape, prof in list(FRAGMENTATION_CLASS_WEIGHT._metrics):  # private, but stable
+        if prof == profile and shape not in seen:
+            FRAGMENTATION_CLASS_WEIGHT.remove(shape, prof)
 
 
 def _remove_where(metric: MetricWrapperBase, label: str, keep: Iterable[str] | None, value: str) -> None:

@@ -42,7 +42,11 @@ Settings (environment):
 * ``FLOTILLA_WEBHOOK_*`` (see :class:`flotilla.admission.settings.WebhookSettings`; off unless
   ``FLOTILLA_WEBHOOK_ENABLED``, which the chart and the rig set) - the FederatedResourceQuota
   admission webhook every replica serves; ``FLOTILLA_QUOTA_CHARGE_TTL`` (default 30 s) - how long
-  an admission charge counts before the quota controller has seen its workload.
+  an admission charge counts before the quota controller has seen its workload;
+* ``FLOTILLA_FRAGMENTATION_LEARN`` (default ``true``), ``FLOTILLA_FRAGMENTATION_HALF_LIFE``
+  (default 5000 pods), ``FLOTILLA_FRAGMENTATION_PRIOR_WEIGHT`` (default 50 pods) and
+  ``FLOTILLA_FRAGMENTATION_REQUANTIZE`` (default 0.05) - how the scheduler's GPUFragmentation
+  plugin learns its target workload (see :mod:`flotilla.controllers.profile`).
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ from flotilla.api import GROUP_VERSION, PODGROUP_FIELDS, ignored_field_message, 
 from flotilla.controllers.client import KubeClient
 from flotilla.controllers.hub_watch import HubWatch
 from flotilla.controllers.members import MemberController
+from flotilla.controllers.profile import default_scheduler, learning_from_env
 from flotilla.controllers.runtime import FLEET_SYNC_TIMEOUT, Runtime
 from flotilla.hubhold import HubHold
 from flotilla.interpreter import InterpreterRegistry
@@ -243,6 +248,7 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         workers=int(os.environ.get("FLOTILLA_WORKERS", "16")),
         watch_kinds=TEMPLATE_KINDS,
         quota_enforced=webhook.enabled,
+        scheduler=default_scheduler(learning_from_env()),
     )
     STATE.runtime, STATE.members, STATE.hub_api = rt, member_ctl, hub_api
     await rt.preload()

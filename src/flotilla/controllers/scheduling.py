@@ -61,6 +61,7 @@ from flotilla.interpreter.keys import pod_owner
 from flotilla.quota import binding_cluster_usage
 from flotilla.scheduler import Scheduler, SchedulerCache
 from flotilla.scheduler.core import ScheduleOutcome
+from flotilla.scheduler.plugins import fragmentation
 from flotilla.scheduler.quantity import ResourceList
 from flotilla.scheduler.workload import Workload
 
@@ -69,6 +70,9 @@ log = logging.getLogger("flotilla")
 QuotaLeft = Callable[[Key, Mapping[Key, Mapping[str, ResourceList]]], dict[str, ResourceList] | None]
 """For a binding, what its namespace's quota shares leave per cluster (None: no shares), given
 the per-cluster usage of decisions not yet in the hub cache."""
+
+PROFILE_CLASSES = 5
+"""Classes of the learned distribution a decision's explanation records (the heaviest)."""
 
 
 @dataclass(frozen=True)
@@ -96,20 +100,30 @@ class Decision:
         summary: str,
         reason: str = "Scheduled",
         before: Iterable[str] = (),
+        profile: Mapping[str, Any] | None = None,
     ) -> Decision:
         """The decision recorded in ``stored`` (the binding as written), explained by ``outcome``;
-        ``before``: the clusters the workload was on until then."""
+        ``before``: the clusters the workload was on until then; ``profile``: what the profile's
+        learned settings were (see :meth:`SchedulingController.profile_state`)."""
         chosen = {str(c["name"]) for c in (stored.get("spec") or {}).get("clusters") or ()}
         return cls(
             generation=int(stored["metadata"].get("generation") or 0),
             message=message,
-            explanation=outcome.explanation.to_dict(),
+            explanation=explanation_dict(outcome, profile),
             time=now(),
             summary=summary,
             reason=reason,
             at=time.time(),
             added=frozenset(chosen - set(before)),
         )
+
+
+def explanation_dict(outcome: Any, profile: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``outcome.explanation.to_dict()``, with the profile's learned state under ``profile``."""
+    out: dict[str, Any] = outcome.explanation.to_dict()
+    if profile:
+        out["profile"] = dict(profile)
+    return out
 
 
 def decided(binding: Mapping[str, Any]) -> bool:
@@ -166,6 +180,16 @@ class SchedulingController:
         self.quota_left = quota_left
         self.profile = profile
         self.observer = metrics.SchedulerObserver(profile)
+        plugin = self.scheduler.framework.plugins.get(fragmentation.NAME)
+        self._fragmentation = plugin if isinstance(plugin, fragmentation.GPUFragmentationPlugin) else None
+        self._profile_epoch: int | None = None
+        self.profile_state: dict[str, Any] = {}
+        """What the explanation of each decision records of the profile's learned state: per
+        plugin (GPUFragmentation), its setting, epoch and heaviest classes; empty without one."""
+        if self._fragmentation is not None:
+            learned = self._fragmentation
+            metrics.FRAGMENTATION_OBSERVED.labels(profile=profile).set_function(lambda: learned.observed)
+        self._refresh_profile()
         self.pending: set[Key] = set()
         """Bindings waiting for a placement (retried when capacity changes, or with backoff)."""
         self._waiting: dict[Key, tuple[str, frozenset[str]]] = {}
@@ -181,6 +205,19 @@ class SchedulingController:
         self._quota_usage: dict[Key, dict[str, ResourceList]] = {}
         """Per-cluster usage of decisions in namespaces with quota shares, until they are forgotten:
         a decision counts against the shares before its binding write comes back."""
+
+    def _refresh_profile(self) -> None:
+        """After a decision: when GPUFragmentation's distribution changed, its gauges and
+        :attr:`profile_state` follow (once per epoch, not per decision)."""
+        plugin = self._fragmentation
+        if plugin is None or plugin.epoch == self._profile_epoch:
+            return
+        self._profile_epoch = plugin.epoch
+        described = plugin.describe(metrics.FRAGMENTATION_TOP_CLASSES)
+        metrics.set_fragmentation(described, self.profile)
+        self.profile_state = {
+            fragmentation.NAME: {**described, "classes": described["classes"][:PROFILE_CLASSES]}
+        }
 
     def oldest_wait(self) -> float:
         """Seconds the longest-waiting binding has waited (read at each scrape)."""
@@ -224,9 +261,11 @@ class SchedulingController:
         """One run of the algorithm on a fresh snapshot (the caller holds ``self.lock``); timed,
         and one run in ten with every plugin call timed through the framework's observer hook."""
         scheduler = self.scheduler
-        return self.observer.timed(
+        outcome = self.observer.timed(
             scheduler.framework, lambda: scheduler.schedule(self.cache.snapshot(), workload)
         )
+        self._refresh_profile()
+        return outcome
 
     def _failed(self, key: Key, target: Mapping[str, Any], exc: Exception, started: float) -> None:
         """The scheduler (or the workload's conversion) raised: counted, gauged, and told on the
@@ -321,7 +360,7 @@ class SchedulingController:
             self._set_pending(key, "NoClusterFits", rejecting_plugins(outcome))
             generation = int(stored["metadata"].get("generation") or 0)
             await self._record_unschedulable(
-                stored, outcome.message, outcome.explanation.to_dict(), generation
+                stored, outcome.message, explanation_dict(outcome, self.profile_state), generation
             )
             metrics.observe_schedule("unschedulable", time.perf_counter() - started, self.profile)
             return
@@ -336,7 +375,9 @@ class SchedulingController:
                 metrics.ADMISSION_WAIT.observe(max(0.0, time.time() - created))
         summary = summary_of(targets)
         message = f"scheduled to {summary} in {elapsed * 1000:.1f} ms"
-        self.on_decided(key, Decision.of(stored, message, outcome, summary, before=before))
+        self.on_decided(
+            key, Decision.of(stored, message, outcome, summary, before=before, profile=self.profile_state)
+        )
         # One Event, on the template users look at; the binding carries the same in its condition.
         self.emit(template_stub(stored), "Normal", "Scheduled", message)
         await self._update_pod_group(stored, targets[0]["name"], None)
@@ -409,7 +450,12 @@ class SchedulingController:
         why = describe_tasks(t for t in tasks if t["fromCluster"] in lost)
         message = f"{why}: rescheduled from {was} to {summary} in {elapsed * 1000:.1f} ms"
         before = [str(c["name"]) for c in spec.get("clusters") or ()]
-        self.on_decided(key, Decision.of(stored, message, outcome, summary, reason="Evicted", before=before))
+        self.on_decided(
+            key,
+            Decision.of(
+                stored, message, outcome, summary, reason="Evicted", before=before, profile=self.profile_state
+            ),
+        )
         self.emit(template_stub(stored), "Warning", "Evicted", message)
         if spec.get("schedulingGroup"):
             await self._update_pod_group(stored, targets[0]["name"], None)
