@@ -11,7 +11,8 @@ rejected it (and the node-level reasons), or each score plugin's score and the r
 get.
 
 What the live operator knows and this does not: its reservations for decisions whose pods have
-not reached the members yet, and FederatedResourceQuota shares; the output says so. Nothing is
+not reached the members yet, FederatedResourceQuota shares, and the target workload its
+GPUFragmentation plugin learned (a what-if scores with the documented prior); the output says so. Nothing is
 written anywhere.
 """
 
@@ -26,20 +27,23 @@ from flotilla import kube
 from flotilla.api import GROUP_VERSION
 from flotilla.api.conditions import is_true
 from flotilla.controllers.matching import PolicyRef, best_policy, policy_from_body
+from flotilla.controllers.profile import default_scheduler
 from flotilla.controllers.scheduling import SchedulingController, summary_of
 from flotilla.controllers.workloads import desired_binding, pod_group_name, scheduler_workload
 from flotilla.interpreter import InterpreterRegistry
 from flotilla.inventory.store import ClusterMeta, MemberInventory
 from flotilla.scheduler import Scheduler, SchedulerCache
 from flotilla.scheduler.core import ScheduleResult
+from flotilla.scheduler.plugins.fragmentation import LearningSettings
 from flotilla.scheduler.snapshot import Snapshot, Taint
 
 __all__ = ["Explained", "MemberData", "explain", "live_members", "render", "snapshot_of"]
 
 POLICY_KINDS = ("PropagationPolicy", "ClusterPropagationPolicy")
 NOT_KNOWN = (
-    "not counted: the operator's reservations for decisions not yet running on members, and "
-    "FederatedResourceQuota shares"
+    "not counted: the operator's reservations for decisions not yet running on members, "
+    "FederatedResourceQuota shares, and the pod shapes the operator's GPUFragmentation learned "
+    "(this scores with its prior)"
 )
 
 
@@ -145,7 +149,8 @@ def explain(
     ``snapshot``. ``namespace`` is given to namespaced objects that name none. ValueError names a
     document that is not a Kubernetes object."""
     registry = registry or InterpreterRegistry()
-    scheduler = scheduler or Scheduler()
+    # A what-if learns nothing: its GPUFragmentation scores with the prior, not the manifest.
+    scheduler = scheduler or default_scheduler(LearningSettings(learn=False))
     pod_groups = dict(pod_groups or {})
     manifest: list[dict[str, Any]] = []
     for i, raw in enumerate(docs):

@@ -135,7 +135,7 @@ def test_an_8_gpu_pod_goes_where_a_node_has_8_free_and_says_why_not_elsewhere() 
     assert text.splitlines()[0] == "member b: not read (connection refused)"
     assert "Decision:   would be scheduled to a:1" in text
     assert any(line.startswith("  c ") and "rejected by" in line for line in text.splitlines())
-    assert text.rstrip().endswith("FederatedResourceQuota shares)")
+    assert text.rstrip().endswith("(this scores with its prior))")
 
 
 def test_pods_running_on_members_count() -> None:
