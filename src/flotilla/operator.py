@@ -44,9 +44,10 @@ Settings (environment):
   admission webhook every replica serves; ``FLOTILLA_QUOTA_CHARGE_TTL`` (default 30 s) - how long
   an admission charge counts before the quota controller has seen its workload;
 * ``FLOTILLA_FRAGMENTATION_LEARN`` (default ``true``), ``FLOTILLA_FRAGMENTATION_HALF_LIFE``
-  (default 5000 pods), ``FLOTILLA_FRAGMENTATION_PRIOR_WEIGHT`` (default 50 pods) and
-  ``FLOTILLA_FRAGMENTATION_REQUANTIZE`` (default 0.05) - how the scheduler's GPUFragmentation
-  plugin learns its target workload (see :mod:`flotilla.controllers.profile`).
+  (default 5000 pods), ``FLOTILLA_FRAGMENTATION_PRIOR_WEIGHT`` (default 10 pods),
+  ``FLOTILLA_FRAGMENTATION_REQUANTIZE`` (default 0.05) and ``FLOTILLA_FRAGMENTATION_INTERVAL``
+  (default 1000 workloads) - how the scheduler's GPUFragmentation plugin learns its target
+  workload (see :mod:`flotilla.controllers.profile`).
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@ environment (the Helm chart's ``operator.scheduler`` values).
   distribution from the workloads it sees (``false``: it keeps the documented prior);
 * ``FLOTILLA_FRAGMENTATION_HALF_LIFE`` (default 5000) - observed pods after which an
   observation weighs half;
-* ``FLOTILLA_FRAGMENTATION_PRIOR_WEIGHT`` (default 50) - the prior's weight, in pods, when
+* ``FLOTILLA_FRAGMENTATION_PRIOR_WEIGHT`` (default 10) - the prior's weight, in pods, when
   learning starts;
 * ``FLOTILLA_FRAGMENTATION_REQUANTIZE`` (default 0.05) - how far (total variation distance)
-  the live histogram may move before scores switch to it.
+  the live histogram may move before scores switch to it;
+* ``FLOTILLA_FRAGMENTATION_INTERVAL`` (default 1000) - workloads between two such checks (the
+  first comes after 64).
 
 See :class:`flotilla.scheduler.plugins.fragmentation.LearningSettings`.
 """
@@ -26,6 +28,7 @@ ENV_LEARN = "FLOTILLA_FRAGMENTATION_LEARN"
 ENV_HALF_LIFE = "FLOTILLA_FRAGMENTATION_HALF_LIFE"
 ENV_PRIOR_WEIGHT = "FLOTILLA_FRAGMENTATION_PRIOR_WEIGHT"
 ENV_REQUANTIZE = "FLOTILLA_FRAGMENTATION_REQUANTIZE"
+ENV_INTERVAL = "FLOTILLA_FRAGMENTATION_INTERVAL"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -52,16 +55,25 @@ def learning_from_env(environ: Mapping[str, str] | None = None) -> LearningSetti
         ENV_HALF_LIFE: number(ENV_HALF_LIFE, default.half_life),
         ENV_PRIOR_WEIGHT: number(ENV_PRIOR_WEIGHT, default.prior_weight),
         ENV_REQUANTIZE: number(ENV_REQUANTIZE, default.requantize),
+        ENV_INTERVAL: number(ENV_INTERVAL, default.interval),
     }
+    if not float(values[ENV_INTERVAL]).is_integer():
+        raise ValueError(f"{ENV_INTERVAL}: not a whole number of workloads: {values[ENV_INTERVAL]!r}")
     try:
         return LearningSettings(
             learn=learn,
             half_life=values[ENV_HALF_LIFE],
             prior_weight=values[ENV_PRIOR_WEIGHT],
             requantize=values[ENV_REQUANTIZE],
+            interval=int(values[ENV_INTERVAL]),
         )
     except ValueError as exc:
-        names = {"halfLife": ENV_HALF_LIFE, "priorWeight": ENV_PRIOR_WEIGHT, "requantize": ENV_REQUANTIZE}
+        names = {
+            "halfLife": ENV_HALF_LIFE,
+            "priorWeight": ENV_PRIOR_WEIGHT,
+            "requantize": ENV_REQUANTIZE,
+            "interval": ENV_INTERVAL,
+        }
         field = str(exc).split(" ", 1)[0]
         raise ValueError(f"{names.get(field, field)}: {exc}") from None
 

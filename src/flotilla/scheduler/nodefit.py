@@ -606,8 +606,12 @@ class NodeFitEngine:
         ):
             return None
         indexes = cluster.static_memo.get((self._static_token, "indexes"))
-        if indexes and shape.key in indexes:
-            return None
+        if indexes:
+            index = indexes.get(shape.key)
+            if index is not None:
+                if index.token == self.token:
+                    return None
+                del indexes[shape.key]  # scored under an old epoch: the summary answers, no rebuild
         names, rejected = self.eligible(cluster, shape)
         if len(names) != summary.ready:
             return None

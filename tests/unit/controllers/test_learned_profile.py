@@ -12,6 +12,7 @@ from test_runtime import NS, Fleet, deployment, policy
 
 from flotilla.controllers.profile import (
     ENV_HALF_LIFE,
+    ENV_INTERVAL,
     ENV_LEARN,
     ENV_PRIOR_WEIGHT,
     ENV_REQUANTIZE,
@@ -29,9 +30,15 @@ CHART = Path(__file__).resolve().parents[3] / "charts" / "flotilla"
 def test_environment_defaults_and_overrides() -> None:
     assert learning_from_env({}) == LearningSettings()
     got = learning_from_env(
-        {ENV_LEARN: "false", ENV_HALF_LIFE: "200", ENV_PRIOR_WEIGHT: "7.5", ENV_REQUANTIZE: "0.1"}
+        {
+            ENV_LEARN: "false",
+            ENV_HALF_LIFE: "200",
+            ENV_PRIOR_WEIGHT: "7.5",
+            ENV_REQUANTIZE: "0.1",
+            ENV_INTERVAL: "50",
+        }
     )
-    assert got == LearningSettings(learn=False, half_life=200, prior_weight=7.5, requantize=0.1)
+    assert got == LearningSettings(learn=False, half_life=200, prior_weight=7.5, requantize=0.1, interval=50)
 
 
 @pytest.mark.parametrize(
@@ -42,6 +49,8 @@ def test_environment_defaults_and_overrides() -> None:
         ({ENV_HALF_LIFE: "-3"}, ENV_HALF_LIFE),
         ({ENV_PRIOR_WEIGHT: "0"}, ENV_PRIOR_WEIGHT),
         ({ENV_REQUANTIZE: "2"}, ENV_REQUANTIZE),
+        ({ENV_INTERVAL: "0"}, ENV_INTERVAL),
+        ({ENV_INTERVAL: "2.5"}, ENV_INTERVAL),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], name: str) -> None:
@@ -57,6 +66,7 @@ def test_chart_sets_every_variable_from_values_with_the_code_defaults() -> None:
         (ENV_HALF_LIFE, "halfLife"),
         (ENV_PRIOR_WEIGHT, "priorWeight"),
         (ENV_REQUANTIZE, "requantize"),
+        (ENV_INTERVAL, "interval"),
     ):
         value = f"{{{{ .Values.operator.scheduler.fragmentation.{key} | quote }}}}"
         assert f"name: {env}\n              value: {value}" in deployment_text
@@ -65,6 +75,7 @@ def test_chart_sets_every_variable_from_values_with_the_code_defaults() -> None:
         ENV_HALF_LIFE: str(values["halfLife"]),
         ENV_PRIOR_WEIGHT: str(values["priorWeight"]),
         ENV_REQUANTIZE: str(values["requantize"]),
+        ENV_INTERVAL: str(values["interval"]),
     }
     assert learning_from_env(rendered) == LearningSettings()
 
@@ -77,7 +88,7 @@ async def test_decisions_record_the_learned_shapes_and_the_gauges_follow(fleet: 
     fleet.hub.apply(policy("p"), "test")
     for i in range(3):
         fleet.hub.apply(deployment(f"web{i}", 2, gpus=2), "test")
-    learning = LearningSettings(prior_weight=1, requantize=0.01)
+    learning = LearningSettings(prior_weight=1, requantize=0.01, interval=1)
     rt = fleet.runtime(scheduler=default_scheduler(learning))
     for obj in list(fleet.hub.objects.values()):
         if obj["kind"] == "Deployment":

@@ -36,20 +36,34 @@ def job(key: str, cpu: int, gpus: int = 0, milli: int = 0, replicas: int = 1) ->
 
 
 def test_histogram_moves_to_what_it_sees_and_requantises_rarely() -> None:
-    plugin = fragmentation.new(learning=LearningSettings(prior_weight=10, half_life=1000))
+    plugin = fragmentation.new(learning=LearningSettings(prior_weight=10, half_life=1000, interval=10))
     assert plugin.classes[0][:3] == (8000, 1, 0)  # the prior's heaviest class
+    epochs = []
     for i in range(500):
         plugin.observe(job(f"ns/a{i}", 3000, milli=400))
+        epochs.append(plugin.epoch)
     assert plugin.classes[0][:3] == (3000, 0, 400)
     assert plugin.classes[0][3] > 0.9
-    assert plugin.observed == 500
-    assert 1 <= plugin.epoch < 50  # not one epoch per arrival
+    assert plugin.observed == plugin.workloads == 500
+    assert epochs[9] == 1 and epochs[8] == 0  # first compared after min(64, interval) workloads
+    assert 1 <= plugin.epoch < 20  # not one epoch per arrival
     assert plugin.drift() <= plugin.learning.requantize
+
+
+def test_first_comparison_after_64_workloads_then_every_interval() -> None:
+    plugin = fragmentation.new(learning=LearningSettings(prior_weight=1, requantize=0.0, interval=100))
+    bumps = []
+    for i in range(300):
+        before = plugin.epoch
+        plugin.observe(job(f"ns/a{i}", 1000 + i % 7, gpus=1))
+        if plugin.epoch != before:
+            bumps.append(i + 1)
+    assert bumps == [64, 164, 264]
     assert sum(w for *_, w in plugin.classes) == pytest.approx(1.0)
 
 
 def test_a_workload_counts_once_per_shape_and_replicas_weigh_as_pods() -> None:
-    plugin = fragmentation.new(learning=LearningSettings(prior_weight=1, requantize=0.0))
+    plugin = fragmentation.new(learning=LearningSettings(prior_weight=1, requantize=0.0, interval=1))
     w = job("ns/gang", 16000, gpus=2, replicas=4)
     assert plugin.observe(w)
     assert not plugin.observe(w)  # a pending workload retried is not counted again
@@ -59,7 +73,9 @@ def test_a_workload_counts_once_per_shape_and_replicas_weigh_as_pods() -> None:
 
 
 def test_old_observations_decay_by_half_life() -> None:
-    plugin = fragmentation.new(learning=LearningSettings(prior_weight=1e-6, half_life=100, requantize=0.0))
+    plugin = fragmentation.new(
+        learning=LearningSettings(prior_weight=1e-6, half_life=100, requantize=0.0, interval=1)
+    )
     for i in range(100):
         plugin.observe(job(f"ns/a{i}", 1000, gpus=1))
     for i in range(100):
@@ -81,7 +97,7 @@ def test_learning_off_keeps_the_prior_and_pre_filter_never_rejects() -> None:
 
 
 def test_classes_are_bounded() -> None:
-    plugin = fragmentation.new(learning=LearningSettings(max_classes=5))
+    plugin = fragmentation.new(learning=LearningSettings(max_classes=5, interval=1))
     for i in range(40):
         plugin.observe(job(f"ns/a{i}", 1000 + i, gpus=1))
     assert len(plugin._live) <= 5
@@ -95,6 +111,7 @@ def test_classes_are_bounded() -> None:
         ("priorWeight", {"prior_weight": -1}),
         ("maxClasses", {"max_classes": 0}),
         ("requantize", {"requantize": 1.5}),
+        ("interval", {"interval": 0}),
     ],
 )
 def test_bad_settings_name_the_field(field: str, kwargs: dict[str, float]) -> None:
@@ -115,7 +132,7 @@ def test_scores_after_the_histogram_moves_equal_a_fresh_plugins() -> None:
             shares = tuple(rng.choice((1000, 1000, 700, 500, 200)) for _ in range(gpus))
             nodes.append(node(f"n{c}-{n}", gpus, gpu_free=shares, cpu=rng.choice((32_000, 64_000, 96_000))))
         cache.update_cluster(cluster(f"c{c}", nodes))
-    learned = fragmentation.new(learning=LearningSettings(prior_weight=5, half_life=50))
+    learned = fragmentation.new(learning=LearningSettings(prior_weight=5, half_life=50, interval=5))
     scheduler = Scheduler(Framework(instances={fragmentation.NAME: learned}))
     shapes = [(4000, 0, 500), (2000, 0, 250), (8000, 1, 0), (6000, 0, 300), (16000, 2, 0)]
     epochs = set()

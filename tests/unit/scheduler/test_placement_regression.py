@@ -39,7 +39,7 @@ MEMBERS = 4
 PLACEMENT = Placement.from_dict(
     {"replicaScheduling": {"replicaSchedulingType": "Divided", "replicaDivisionPreference": "Aggregated"}}
 )
-BOUNDS = {"default": 5.6, "multigpu50": 3.6, "gpushare100": 14.1}
+BOUNDS = {"default": 5.6, "multigpu50": 4.7, "gpushare100": 14.1}
 """Unallocated GPU % at 100 % arrival, per slice (recorded; see the module docstring)."""
 
 

@@ -55,6 +55,8 @@ DEFAULT_DISTRIBUTION: tuple[TaskClass, ...] = (
 """The prior: the shapes the scheduler expects before it has seen any workload (popularity of
 CPU-only, quarter- and half-GPU, 1-, 2-, 4- and 8-GPU pods in a mixed AI fleet)."""
 _MEMO_LIMIT = 1 << 20
+_FIRST_CHECK = 64
+"""Workloads observed before the histogram is first compared with the distribution in use."""
 _SEEN_LIMIT = 1 << 16
 """Workloads remembered as already counted (the oldest forgotten first)."""
 
@@ -72,14 +74,16 @@ class LearningSettings:
     * ``prior_weight`` - the prior's weight in pods when learning starts;
     * ``max_classes`` - classes kept (the lightest dropped first);
     * ``requantize`` - total variation distance between the live histogram and the one scores
-      use beyond which scores switch to the live one (a new :attr:`GPUFragmentationPlugin.epoch`).
+      use beyond which scores switch to the live one (a new :attr:`GPUFragmentationPlugin.epoch`);
+    * ``interval`` - workloads between two such comparisons (the first comes after 64).
     """
 
     learn: bool = True
     half_life: float = 5000.0
-    prior_weight: float = 50.0
+    prior_weight: float = 10.0
     max_classes: int = 128
     requantize: float = 0.05
+    interval: int = 1000
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.half_life) and self.half_life > 0):
@@ -90,6 +94,8 @@ class LearningSettings:
             raise ValueError(f"maxClasses must be at least 1, got {self.max_classes!r}")
         if not 0 <= self.requantize < 1:
             raise ValueError(f"requantize must be in [0, 1), got {self.requantize!r}")
+        if self.interval < 1:
+            raise ValueError(f"interval must be at least 1 workload, got {self.interval!r}")
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -98,6 +104,7 @@ class LearningSettings:
             "priorWeight": self.prior_weight,
             "maxClasses": self.max_classes,
             "requantize": self.requantize,
+            "interval": self.interval,
         }
 
 
@@ -118,6 +125,9 @@ class GPUFragmentationPlugin:
         """Bumped whenever the distribution that scores use changes."""
         self.observed = 0
         """Pods observed since start (not decayed)."""
+        self.workloads = 0
+        """Workloads observed since start."""
+        self._next_check = min(_FIRST_CHECK, self.learning.interval)
         self._growth = 2.0 ** (1.0 / self.learning.half_life)
         self._scale = 1.0
         self._live: dict[ClassKey, float] = {}
@@ -192,6 +202,12 @@ class GPUFragmentationPlugin:
         if len(live) > self.learning.max_classes:
             for key, _ in sorted(live.items(), key=lambda kv: kv[1])[: len(live) - self.learning.max_classes]:
                 del live[key]
+        self.workloads += 1
+        if self.workloads < self._next_check:
+            return True
+        # Compared after the first 64 workloads, then every ``interval``: a new epoch makes the
+        # engine score every node state anew (as cold as the first decisions), so few are made.
+        self._next_check = self.workloads + self.learning.interval
         if self.drift() > self.learning.requantize:
             self._use([(*k, w) for k, w in live.items()])
             self.epoch += 1
