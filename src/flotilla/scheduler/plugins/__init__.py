@@ -29,10 +29,12 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }
 """Score weights of the default profile (unlisted plugins weigh 1).
 
-GPUFragmentation decides (100 points per GPU of expected fragmentation avoided); GPUAllocation
-with its default ``Balanced`` strategy (0..100, weight 0.1, so at most a tenth of a GPU's worth)
-breaks near-ties towards nodes whose CPU and GPU use stay in step. On the Alibaba trace this
-tie-break leaves fewer GPUs stranded than MostAllocated (see benchmarks/bench_placement_quality.py).
+GPUFragmentation decides (100 points per GPU of expected fragmentation avoided, against the
+workload it learns); GPUAllocation with its default ``Balanced`` strategy (0..100, weight 0.1,
+so at most a tenth of a GPU's worth) breaks near-ties towards nodes whose CPU and GPU use stay
+in step. On each of the three Alibaba traces this tie-break leaves no more GPUs stranded than
+MostAllocated (benchmarks/bench_placement_quality.py; docs/benchmarks.md says which trace
+showed what).
 """
 
 

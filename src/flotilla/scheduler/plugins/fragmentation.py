@@ -134,7 +134,7 @@ class GPUFragmentationPlugin:
         for cpu, whole, milli, weight in dist:
             key = (cpu, whole, milli)
             self._live[key] = self._live.get(key, 0.0) + self.learning.prior_weight * weight / total
-        self._seen: OrderedDict[tuple[str, tuple[tuple[ClassKey, int], ...]], None] = OrderedDict()
+        self._seen: OrderedDict[int, None] = OrderedDict()
         self._use(dist)
 
     def _use(self, dist: Sequence[TaskClass]) -> None:
@@ -181,7 +181,7 @@ class GPUFragmentationPlugin:
         roles = tuple((_class_of(c.shape), c.replicas) for c in workload.components if c.replicas > 0)
         if not roles:
             return False
-        seen = (workload.key, roles)
+        seen = hash((workload.key, roles))  # an int: nothing more for the garbage collector to walk
         if seen in self._seen:
             self._seen.move_to_end(seen)
             return False
@@ -241,24 +241,22 @@ class GPUFragmentationPlugin:
         hit = self._memo.get(key)
         if hit is not None:
             return hit
-        total = sum(devices)
+        shares = key[1]
+        below = [0]  # below[i]: free share on the i fullest devices (sorted ascending)
+        for d in shares:
+            below.append(below[-1] + d)
+        total = below[-1]
         frag = 0.0
         if total:
             frag = self._cpu_only * total
+            n = len(shares)
             for count, threshold, cpus, prefix, p_total in self._classes:
-                usable = 0
-                for d in devices:
-                    if d >= threshold:
-                        usable += 1
-                if usable < count:
+                short = bisect.bisect_left(shares, threshold)  # devices with less than threshold free
+                if n - short < count:
                     frag += p_total * total
                     continue
                 p_ok = prefix[bisect.bisect_right(cpus, cpu_free)]
-                stranded = 0
-                for d in devices:
-                    if d < threshold:
-                        stranded += d
-                frag += p_ok * stranded + (p_total - p_ok) * total
+                frag += p_ok * below[short] + (p_total - p_ok) * total
         if len(self._memo) > _MEMO_LIMIT:
             self._memo.clear()
         self._memo[key] = frag
