@@ -12,8 +12,10 @@ import yaml
 from flotilla import kube
 from flotilla.admission.settings import WebhookSettings
 from flotilla.controllers.failover import FailoverSettings
+from flotilla.controllers.profile import learning_from_env
 from flotilla.rig.binaries import helm_path
 from flotilla.rig.cluster import ClusterHandle
+from flotilla.scheduler.plugins.fragmentation import LearningSettings
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "flotilla"
 MATRIX = [
@@ -315,3 +317,28 @@ def test_failover_settings_reach_the_operator() -> None:
     assert (tuned.enabled, tuned.purge_mode) == (False, "Directly")
     refused = helm("template", "fl", str(CHART), "--set", "operator.failover.purgeMode=Sometimes")
     assert refused.returncode != 0 and "purgeMode" in refused.stderr  # values.schema.json
+
+
+def test_learning_settings_reach_the_operator() -> None:
+    """The chart's operator.scheduler.fragmentation values become the environment
+    flotilla.controllers.profile.learning_from_env reads; the schema refuses bad ones."""
+
+    def settings(extra: list[str]) -> LearningSettings:
+        docs: list[dict[str, Any]] = render(extra)
+        (deploy,) = [d for d in docs if d["kind"] == "Deployment"]
+        container = deploy["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: str(e["value"]) for e in container["env"] if "value" in e}
+        return learning_from_env(env)
+
+    assert settings([]) == LearningSettings()
+    tuned = settings(
+        [
+            "--set", "operator.scheduler.fragmentation.learn=false",
+            "--set", "operator.scheduler.fragmentation.halfLife=200",
+            "--set", "operator.scheduler.fragmentation.interval=50",
+        ]
+    )  # fmt: skip
+    assert (tuned.learn, tuned.half_life, tuned.interval) == (False, 200, 50)
+    for bad in ("halfLife=0", "requantize=1", "interval=0", "learn=maybe"):
+        refused = helm("template", "fl", str(CHART), "--set", f"operator.scheduler.fragmentation.{bad}")
+        assert refused.returncode != 0 and bad.split("=")[0] in refused.stderr, (bad, refused.stderr)

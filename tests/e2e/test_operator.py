@@ -130,6 +130,11 @@ def test_divided_static_weights_scale_and_delete(
     assert condition_of(rb, "Scheduled")["status"] == "True"  # type: ignore[index]
     explanation = rb["status"]["explanation"]
     assert {c["cluster"] for c in explanation["clusters"] if c["selected"]} == {"a", "b"}
+    # What the learning GPUFragmentation scored with is recorded with the decision: the shipped
+    # setting, its epoch and the five heaviest pod shapes.
+    learned = explanation["profile"]["GPUFragmentation"]
+    assert learned["learn"] is True and learned["halfLife"] == 5000 and learned["epoch"] >= 0
+    assert len(learned["classes"]) == 5 and all(0 < c["weight"] <= 1 for c in learned["classes"])
 
     # Ready replicas on the members are reflected onto the hub template.
     def ready_on_hub() -> bool:
