@@ -220,6 +220,7 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         ThreadPoolExecutor(max_workers=int(os.environ.get("FLOTILLA_IO_THREADS", "64")))
     )
     webhook = WebhookSettings.from_env()
+    learning = learning_from_env()  # a bad value is an error here, naming its variable
     hub_api = await asyncio.to_thread(_hub_client)
     lock = threading.RLock()
     cache = SchedulerCache()
@@ -249,7 +250,7 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
         workers=int(os.environ.get("FLOTILLA_WORKERS", "16")),
         watch_kinds=TEMPLATE_KINDS,
         quota_enforced=webhook.enabled,
-        scheduler=default_scheduler(learning_from_env()),
+        scheduler=default_scheduler(learning),
     )
     STATE.runtime, STATE.members, STATE.hub_api = rt, member_ctl, hub_api
     await rt.preload()
