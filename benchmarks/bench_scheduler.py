@@ -47,6 +47,9 @@ from flotilla.scheduler import (
     SchedulerCache,
     Workload,
 )
+from flotilla.scheduler.plugins import fragmentation
+from flotilla.scheduler.plugins.fragmentation import LearningSettings
+from flotilla.scheduler.runtime import Framework
 
 GiB = 1 << 30
 NODE_TYPES = (  # (model, GPUs, memory MiB per GPU, cpu millicores, memory bytes, weight)
@@ -132,7 +135,7 @@ def make_workloads(count: int, seed: int = 11) -> list[Workload]:
     return out
 
 
-def run(clusters: int, nodes: int, count: int, bare: bool = False) -> dict[str, float]:
+def run(clusters: int, nodes: int, count: int, bare: bool = False, learn: bool = True) -> dict[str, float]:
     workloads = make_workloads(count)
     gc.collect()
     rss0 = rss_mib()
@@ -141,7 +144,9 @@ def run(clusters: int, nodes: int, count: int, bare: bool = False) -> dict[str, 
     build = time.perf_counter() - build
     gc.collect()
     rss1 = rss_mib()
-    scheduler = Scheduler()
+    # As shipped, GPUFragmentation learns the workload it sees (``--no-learning``: the prior only).
+    prior_only = fragmentation.new(learning=LearningSettings(learn=False))
+    scheduler = Scheduler(None if learn else Framework(instances={fragmentation.NAME: prior_only}))
     observer = SchedulerObserver(profile="bench")
     latencies: list[float] = []
     placed = 0
@@ -189,6 +194,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small runs (CI)")
     parser.add_argument("--nodes", type=int, default=100, help="GPU nodes per cluster")
     parser.add_argument("--bare", action="store_true", help="no metrics (the cost of instrumentation)")
+    parser.add_argument(
+        "--no-learning", action="store_true", help="GPUFragmentation scores with its prior only (not shipped)"
+    )
     parser.add_argument("--clusters", type=int, help="one fleet of this many clusters instead of the plan")
     parser.add_argument("--decisions", type=int, default=1000, help="queue length with --clusters")
     args = parser.parse_args()
@@ -205,7 +213,7 @@ def main() -> None:
     )
     cpu_ms: dict[int, float] = {}
     for clusters, count in plan:
-        r = run(clusters, args.nodes, count, bare=args.bare)
+        r = run(clusters, args.nodes, count, bare=args.bare, learn=not args.no_learning)
         cpu_ms[clusters] = r["cpu_ms"]
         print(
             f"{r['clusters']:>8} {r['nodes']:>7} {r['decisions']:>9} {r['placed']:>7} "
@@ -230,6 +238,8 @@ def main() -> None:
         if args.bare
         else "instrumented as shipped (algorithm timed; plugins timed 1 in 10)"
     )
+    if args.no_learning:
+        print("no learning: GPUFragmentation scores with its prior only (the shipped default learns)")
 
 
 if __name__ == "__main__":
