@@ -206,20 +206,24 @@ def set_fragmentation(described: Mapping[str, Any], profile: str = PROFILE) -> N
         label = shape_label(entry)
         seen.add(label)
         FRAGMENTATION_CLASS_WEIGHT.labels(shape=label, profile=profile).set(float(entry["weight"]))
-    for shape, prof in list(FRAGMENTATION_CLASS_WEIGHT._metrics):  # private, but stable
-        if prof == profile and shape not in seen:
-            FRAGMENTATION_CLASS_WEIGHT.remove(shape, prof)
+    _remove_where(FRAGMENTATION_CLASS_WEIGHT, "profile", seen, profile, kept_label="shape")
 
 
-def _remove_where(metric: MetricWrapperBase, label: str, keep: Iterable[str] | None, value: str) -> None:
+def _remove_where(
+    metric: MetricWrapperBase,
+    label: str,
+    keep: Iterable[str] | None,
+    value: str,
+    kept_label: str = "gpu_model",
+) -> None:
     """Remove the children of ``metric`` whose ``label`` is ``value`` (``keep`` None), or, with
-    ``keep``, those of ``value``'s series whose ``gpu_model`` is not in ``keep``."""
+    ``keep``, those of ``value``'s series whose ``kept_label`` is not in ``keep``."""
     names = metric._labelnames  # private, but stable across prometheus_client versions
     index = names.index(label)
     kept = None if keep is None else set(keep)
-    model = names.index("gpu_model") if kept is not None else -1
+    other = names.index(kept_label) if kept is not None else -1
     for values in list(metric._metrics):
-        if values[index] == value and (kept is None or values[model] not in kept):
+        if values[index] == value and (kept is None or values[other] not in kept):
             metric.remove(*values)
 
 

@@ -20,7 +20,7 @@ from flotilla.controllers.profile import (
     learning_from_env,
 )
 from flotilla.explain import profile_lines
-from flotilla.metrics import PROFILE
+from flotilla.metrics import PROFILE, set_fragmentation
 from flotilla.scheduler.plugins import fragmentation
 from flotilla.scheduler.plugins.fragmentation import LearningSettings
 
@@ -134,3 +134,17 @@ def test_profile_lines_say_when_learning_is_off() -> None:
         "35% cpu=8000m gpus=1 gpuMilli=0, 15% cpu=64000m gpus=8 gpuMilli=0"
     ]
     assert profile_lines({}) == []
+
+
+def test_a_shape_that_leaves_the_top_classes_loses_its_series() -> None:
+    def described(*shapes: tuple[int, float]) -> dict[str, object]:
+        classes = [{"cpu": f"{cpu}m", "gpus": 1, "gpuMilli": 0, "weight": w} for cpu, w in shapes]
+        return {"epoch": 1, "learn": True, "classes": classes}
+
+    name = "flotilla_scheduler_fragmentation_class_weight"
+    a, b = "cpu=1000m,gpus=1,gpuMilli=0", "cpu=2000m,gpus=1,gpuMilli=0"
+    set_fragmentation(described((1000, 0.6), (2000, 0.4)), "shapes-test")
+    assert REGISTRY.get_sample_value(name, {"shape": b, "profile": "shapes-test"}) == 0.4
+    set_fragmentation(described((1000, 1.0)), "shapes-test")
+    assert REGISTRY.get_sample_value(name, {"shape": a, "profile": "shapes-test"}) == 1.0
+    assert REGISTRY.get_sample_value(name, {"shape": b, "profile": "shapes-test"}) is None
