@@ -21,10 +21,10 @@ cluster's free capacity before any pod is placed): the node-level fit of every p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from flotilla.scheduler.framework import SKIP, SUCCESS, Code, CycleState, Status
+from flotilla.scheduler.quantity import ResourceList, add, insufficient
 from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
 from flotilla.scheduler.workload import Workload
 
@@ -60,19 +60,6 @@ def cluster_free(cluster: ClusterInfo) -> dict[str, int]:
     return total
 
 
-def short_of(need: Mapping[str, int], free: Mapping[str, int]) -> list[str]:
-    """The resources of ``need`` that ``free`` does not hold, by name."""
-    return sorted(name for name, amount in need.items() if free.get(name, 0) < amount)
-
-
-def _sum(clusters: Iterable[ClusterInfo]) -> dict[str, int]:
-    total: dict[str, int] = {}
-    for cluster in clusters:
-        for name, amount in cluster_free(cluster).items():
-            total[name] = total.get(name, 0) + amount
-    return total
-
-
 class CoschedulingPlugin:
     name = NAME
 
@@ -84,7 +71,11 @@ class CoschedulingPlugin:
             return SKIP
         if not gang.allow_multi_cluster:
             return SUCCESS
-        short = short_of(gang.min_resources, _sum(c for c in snapshot.ordered if c.ready))
+        together: ResourceList = {}
+        for cluster in snapshot.ordered:
+            if cluster.ready:
+                together = add(together, cluster_free(cluster))
+        short = insufficient(gang.min_resources, together)
         if short:
             return Status.unschedulable(
                 f"cluster(s) together had less free than the PodGroup's minResources ({', '.join(short)})"
@@ -95,7 +86,7 @@ class CoschedulingPlugin:
         gang = workload.gang
         if gang is None or not gang.min_resources:
             return SUCCESS
-        short = short_of(gang.min_resources, cluster_free(cluster))
+        short = insufficient(gang.min_resources, cluster_free(cluster))
         if short:
             return Status.unschedulable(
                 f"cluster(s) had less free than the PodGroup's minResources ({', '.join(short)})"
