@@ -32,6 +32,7 @@ import statistics
 import time
 
 from bench_inventory_memory import rss_mib
+from flotilla.controllers.profile import default_scheduler
 from flotilla.metrics import SchedulerObserver
 from flotilla.scheduler import (
     GPU_MEMORY_LABEL,
@@ -43,13 +44,10 @@ from flotilla.scheduler import (
     GangSpec,
     NodeInfo,
     Placement,
-    Scheduler,
     SchedulerCache,
     Workload,
 )
-from flotilla.scheduler.plugins import fragmentation
 from flotilla.scheduler.plugins.fragmentation import LearningSettings
-from flotilla.scheduler.runtime import Framework
 
 GiB = 1 << 30
 NODE_TYPES = (  # (model, GPUs, memory MiB per GPU, cpu millicores, memory bytes, weight)
@@ -144,9 +142,9 @@ def run(clusters: int, nodes: int, count: int, bare: bool = False, learn: bool =
     build = time.perf_counter() - build
     gc.collect()
     rss1 = rss_mib()
-    # As shipped, GPUFragmentation learns the workload it sees (``--no-learning``: the prior only).
-    prior_only = fragmentation.new(learning=LearningSettings(learn=False))
-    scheduler = Scheduler(None if learn else Framework(instances={fragmentation.NAME: prior_only}))
+    # The operator's profile: GPUFragmentation learns the workload it sees (``--no-learning``: the
+    # prior only, not shipped).
+    scheduler = default_scheduler(None if learn else LearningSettings(learn=False))
     observer = SchedulerObserver(profile="bench")
     latencies: list[float] = []
     placed = 0
