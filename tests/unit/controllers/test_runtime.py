@@ -155,16 +155,21 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
     return next(c for c in ((obj or {}).get("status") or {}).get("conditions") or () if c["type"] == type_)
 
 
-async def start(fleet: Fleet, listed: bool = True) -> Runtime:
-    rt = fleet.runtime()
-    for obj in fleet.hub.objects.values():
-        if obj["kind"] not in ("ResourceBinding", "PropagationPolicy", "FederatedResourceQuota"):
+NOT_TEMPLATES = ("ResourceBinding", "PropagationPolicy", "FederatedResourceQuota", "MemberCluster")
+
+
+async def start(fleet: Fleet, listed: bool = True, settle: bool = True, **options: Any) -> Runtime:
+    """A runtime (``options`` for it) that has seen every template; settled unless ``settle`` is False."""
+    rt = fleet.runtime(**options)
+    for obj in list(fleet.hub.objects.values()):
+        if obj["kind"] not in NOT_TEMPLATES:
             rt.on_template(None, obj)
     await rt.preload()
     if listed:  # the hub watch's initial list of templates is complete
         rt.on_templates_listed("apps/v1", "Deployment")
     await rt.start()
-    await fleet.settle()
+    if settle:
+        await fleet.settle()
     return rt
 
 
@@ -278,13 +283,7 @@ async def test_nothing_is_decided_until_every_member_is_known(fleet: Fleet) -> N
         fleet.hub.apply(member_cluster(name), "test")
     fleet.hub.apply(policy("p"), "test")
     fleet.hub.apply(deployment("web", 2), "test")
-    rt = fleet.runtime(member_settled=settled.__getitem__, fleet_sync_timeout=60)
-    await rt.preload()
-    rt.on_templates_listed("apps/v1", "Deployment")
-    for obj in list(fleet.hub.objects.values()):
-        if obj["kind"] == "Deployment":
-            rt.on_template(None, obj)
-    await rt.start()
+    await start(fleet, settle=False, member_settled=settled.__getitem__, fleet_sync_timeout=60)
     await asyncio.sleep(0.5)
     assert fleet.binding("web") is None and fleet.replicas("web") == {}
     settled["b"] = True
@@ -297,13 +296,7 @@ async def test_a_member_never_known_holds_scheduling_back_only_until_the_timeout
     fleet.hub.apply(member_cluster("gone"), "test")  # registered, never answers
     fleet.hub.apply(policy("p"), "test")
     fleet.hub.apply(deployment("web", 2), "test")
-    rt = fleet.runtime(member_settled=lambda name: name != "gone", fleet_sync_timeout=0.3)
-    await rt.preload()
-    for obj in list(fleet.hub.objects.values()):
-        if obj["kind"] == "Deployment":
-            rt.on_template(None, obj)
-    await rt.start()
-    await fleet.settle()
+    await start(fleet, member_settled=lambda name: name != "gone", fleet_sync_timeout=0.3)
     assert sum(fleet.replicas("web").values()) == 2
 
 
