@@ -26,9 +26,9 @@ Per cluster, after the cluster filters pass, node-level fit decides feasibility:
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from flotilla.scheduler.division import aggregate, divide
 from flotilla.scheduler.framework import SUCCESS, Code, CycleState, Diagnosis, Status
@@ -38,7 +38,7 @@ from flotilla.scheduler.plugins import cluster_affinity, node_resources_fit, spr
 from flotilla.scheduler.plugins.quota_static_assignment import NAME as QUOTA_PLUGIN
 from flotilla.scheduler.plugins.quota_static_assignment import pod_usage, pods_within
 from flotilla.scheduler.quantity import scale, sub
-from flotilla.scheduler.runtime import Framework, ScoreEntry
+from flotilla.scheduler.runtime import NODE_SCORE, Framework, NormalizedScores, ScoreDetails, ScoreEntry
 from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
 from flotilla.scheduler.spread import select_clusters
 from flotilla.scheduler.workload import Component, PodShape, Workload
@@ -85,6 +85,7 @@ class _FleetView:
         "feasible",
         "generation",
         "node_reasons",
+        "ranking",
         "scores",
         "statuses",
     )
@@ -99,6 +100,8 @@ class _FleetView:
         self.node_reasons: dict[str, dict[str, int]] = {}
         self.available: dict[str, dict[str, int]] = {}
         self.scores: dict[str, float] = {}
+        self.ranking: list[tuple[float, str]] = []
+        """``(-node score, name)`` of the clusters that passed, best node score first."""
 
     def set(self, name: str, check: _Check) -> None:
         """Record ``name``'s verdict, replacing its previous one."""
@@ -106,7 +109,7 @@ class _FleetView:
         if old is not None:
             if old.status.code is Code.SUCCESS:
                 del self.feasible[bisect.bisect_left(self.feasible, name)]
-                del self.scores[name]
+                del self.ranking[bisect.bisect_left(self.ranking, (-self.scores.pop(name), name))]
             else:
                 del self.statuses[name]
                 self.node_reasons.pop(name, None)
@@ -114,6 +117,7 @@ class _FleetView:
         self.available[name] = check.available
         if check.status.code is Code.SUCCESS:
             bisect.insort(self.feasible, name)
+            bisect.insort(self.ranking, (-check.score, name))
             self.scores[name] = check.score
         else:
             self.statuses[name] = check.status
@@ -154,8 +158,8 @@ class Explanation:
     node_reasons: dict[str, dict[str, int]] = field(default_factory=dict)
     available: dict[str, dict[str, int]] = field(default_factory=dict)
     scores: Mapping[str, Mapping[str, ScoreEntry]] = field(default_factory=dict)
-    totals: dict[str, float] = field(default_factory=dict)
-    selected: list[str] = field(default_factory=list)
+    totals: Mapping[str, float] = field(default_factory=dict)
+    selected: Sequence[str] = field(default_factory=list)
     replicas: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -283,19 +287,18 @@ class _Available(Mapping[str, int]):
 
     def __init__(
         self,
-        names: Sequence[str],
+        names: _Selection,
         placers: Mapping[str, ClusterPlacer],
         checked: Mapping[str, Mapping[str, int]],
         comp: Component,
     ) -> None:
         self._names, self._placers, self._checked, self._comp = names, placers, checked, comp
-        self._known = frozenset(names)
         self._values: dict[str, int] = {}
 
     def __getitem__(self, name: str) -> int:
         value = self._values.get(name)
         if value is None:
-            if name not in self._known:
+            if name not in self._names:
                 raise KeyError(name)
             placer = self._placers.get(name)
             if placer is not None:
@@ -310,6 +313,121 @@ class _Available(Mapping[str, int]):
 
     def __len__(self) -> int:
         return len(self._names)
+
+
+class _Clusters(Sequence[ClusterInfo]):
+    """The clusters of ``names`` (looked up in ``clusters`` when read)."""
+
+    __slots__ = ("_clusters", "_names")
+
+    def __init__(self, clusters: Mapping[str, ClusterInfo], names: Sequence[str]) -> None:
+        self._clusters, self._names = clusters, names
+
+    @overload
+    def __getitem__(self, index: int) -> ClusterInfo: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ClusterInfo]: ...
+
+    def __getitem__(self, index: int | slice) -> ClusterInfo | list[ClusterInfo]:
+        if isinstance(index, slice):
+            return [self._clusters[n] for n in self._names[index]]
+        return self._clusters[self._names[index]]
+
+    def __iter__(self) -> Iterator[ClusterInfo]:
+        return map(self._clusters.__getitem__, self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class _Selection(Sequence[str]):
+    """The names of the selected clusters, best first, with a set-fast ``in``.
+
+    Built from a list (:meth:`of`), or (:meth:`ranked`) read lazily off a fleet view's ranking
+    when the totals are the normalised node scores alone: the names come out as they are read,
+    in exactly the order a stable sort of the name-ordered totals gives (best total first,
+    then name). Normalising is monotone, so the raw ranking is cut into runs of equal
+    normalised score and each run is put in name order. A decision that takes the first
+    cluster with room then ranks a few clusters, not the whole fleet.
+    """
+
+    __slots__ = ("_members", "_names", "_next", "_ranking", "_value")
+
+    def __init__(
+        self,
+        names: list[str],
+        members: Container[str] | None,
+        ranking: Sequence[tuple[float, str]] = (),
+        value: Callable[[float], float] | None = None,
+    ) -> None:
+        self._names = names
+        self._members = members
+        self._ranking = ranking
+        self._value = value
+        self._next = 0
+
+    @classmethod
+    def of(cls, names: list[str]) -> _Selection:
+        return cls(names, None)
+
+    @classmethod
+    def ranked(
+        cls, ranking: Sequence[tuple[float, str]], value: Callable[[float], float], members: Container[str]
+    ) -> _Selection:
+        """From ``(-raw score, name)`` in ascending order and the normalisation ``value``."""
+        return cls([], members, ranking, value)
+
+    def _fill(self, count: int) -> None:
+        ranking, value, names = self._ranking, self._value, self._names
+        i, n = self._next, len(ranking)
+        while len(names) < count and i < n:
+            assert value is not None
+            v = value(-ranking[i][0])
+            j = i + 1
+            while j < n and value(-ranking[j][0]) == v:
+                j += 1
+            if j - i == 1:
+                names.append(ranking[i][1])
+            else:
+                names.extend(sorted(name for _, name in ranking[i:j]))
+            i = j
+        self._next = i
+
+    def __len__(self) -> int:
+        return len(self._ranking) if self._value is not None else len(self._names)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            wanted = range(len(self))[index]
+            if wanted:
+                self._fill(max(wanted) + 1)
+            return [self._names[i] for i in wanted]
+        if index < 0:
+            index += len(self)
+        self._fill(index + 1)
+        return self._names[index]
+
+    def __iter__(self) -> Iterator[str]:
+        names, i = self._names, 0
+        while True:
+            if i >= len(names):
+                self._fill(i + 1)
+                if i >= len(names):
+                    return
+            yield names[i]
+            i += 1
+
+    def __contains__(self, name: object) -> bool:
+        if self._members is None:
+            self._members = frozenset(self._names)
+        return name in self._members
 
 
 class _Capped(Mapping[str, int]):
@@ -502,7 +620,8 @@ class Scheduler:
         kept = _kept(workload, mode, comps)
         keeping = {name for per in kept.values() for name, n in per.items() if n > 0}
         primary = _pod_order([(c.name, c.shape, c.replicas) for c in comps])[0][1] if comps else None
-        feasible: list[ClusterInfo] = []
+        found: list[ClusterInfo] = []
+        feasible: Sequence[ClusterInfo] = found
         node_scores: dict[str, float] = {}
         run_filter, node_check = fw.run_filter, self._node_check
         key = self._check_key(comps, need, primary)
@@ -515,7 +634,7 @@ class Scheduler:
         if view is not None:
             expl.statuses, expl.available = statuses, available = dict(view.statuses), dict(view.available)
             expl.node_reasons = dict(view.node_reasons)
-            feasible = [snapshot.clusters[n] for n in view.feasible]
+            feasible = _Clusters(snapshot.clusters, list(view.feasible))
             node_scores = dict(view.scores)
         for cluster in snapshot.ordered if view is None else ():
             name = cluster.name
@@ -530,7 +649,7 @@ class Scheduler:
             available[name] = check.available
             if check.status.code is success or name in keeping:
                 # (A cluster keeping its replicas needs no room for more.)
-                feasible.append(cluster)
+                found.append(cluster)
                 node_scores[name] = check.score
             else:
                 statuses[name] = check.status
@@ -538,32 +657,42 @@ class Scheduler:
                     expl.node_reasons[name] = check.node_reasons
         if not feasible:
             return Unschedulable(Diagnosis(len(snapshot.clusters), dict(expl.statuses)), expl)
-        if not fw.node_scorers:
-            node_scores = {}
-        totals, details = fw.run_score(state, workload, feasible, node_scores)
-        expl.scores, expl.totals = details, totals
-        # ``feasible`` is in name order and the sort is stable: best total first, then name.
-        # (``totals`` is keyed in ``feasible``'s order.)
-        ranked = list(
-            map(snapshot.clusters.__getitem__, sorted(totals, key=totals.__getitem__, reverse=True))
-        )
-        selected, reason = select_clusters(ranked, workload.placement.spread_constraints)
-        if reason is not None:
-            return self._fail(snapshot, expl, reason, spread_constraint.NAME)
-        expl.selected = [c.name for c in selected]
+        constraints = workload.placement.spread_constraints
+        scorers = fw.run_pre_score(state, workload, feasible)
+        if view is not None and not scorers and fw.node_scorers and not constraints:
+            # The totals are the normalised node scores alone, and the view keeps the clusters
+            # ranked by node score: nothing here is per cluster (the fleet-scale path).
+            ranking = list(view.ranking)
+            totals = NormalizedScores(node_scores, -ranking[-1][0], -ranking[0][0])
+            details = ScoreDetails(node_scores)
+            details.add(NODE_SCORE, node_scores, totals, None)
+            expl.scores, expl.totals = details, totals
+            selection = _Selection.ranked(ranking, totals.value, node_scores)
+        else:
+            if not fw.node_scorers:
+                node_scores = {}
+            full, expl.scores = fw.run_score(state, workload, feasible, node_scores, scorers)
+            expl.totals = full
+            # ``feasible`` is in name order and the sort is stable: best total first, then name.
+            # (The totals are keyed in ``feasible``'s order.)
+            ranked = [snapshot.clusters[n] for n in sorted(full, key=full.__getitem__, reverse=True)]
+            selected, reason = select_clusters(ranked, constraints)
+            if reason is not None:
+                return self._fail(snapshot, expl, reason, spread_constraint.NAME)
+            selection = _Selection.of([c.name for c in selected])
+        expl.selected = selection
 
         outcome: ScheduleOutcome
         if mode == "gang" or mode == "gang-multi-cluster":
-            outcome = self._place_gang(snapshot, state, workload, comps, selected, expl)
+            outcome = self._place_gang(snapshot, state, workload, comps, selection, expl)
         elif mode == "duplicated":
-            outcome = self._place_duplicated(snapshot, comps, selected, expl)
+            outcome = self._place_duplicated(snapshot, comps, selection, expl)
         else:
             outcome = self._place_divided(
-                snapshot, workload.placement, comps, selected, expl, workload.cluster_limits, kept
+                snapshot, workload.placement, comps, selection, expl, workload.cluster_limits, kept
             )
             if isinstance(outcome, ScheduleResult) and kept:
-                chosen = {c.name for c in selected}
-                outcome.kept = {n: workload.current[n] for n in sorted(keeping & chosen)}
+                outcome.kept = {n: workload.current[n] for n in sorted(keeping) if n in selection}
         if isinstance(outcome, ScheduleResult):
             outcome.targets = [
                 TargetCluster(
@@ -611,7 +740,7 @@ class Scheduler:
         state: CycleState,
         workload: Workload,
         comps: Sequence[Component],
-        selected: Sequence[ClusterInfo],
+        selection: _Selection,
         expl: Explanation,
     ) -> ScheduleOutcome:
         """Bind a gang pod by pod through the Reserve and Permit extension points.
@@ -623,7 +752,8 @@ class Scheduler:
         """
         fw = self.framework
         multi = workload.gang is not None and workload.gang.allow_multi_cluster
-        placers = {c.name: self.engine.placer(c) for c in (selected if multi else selected[:1])}
+        clusters = snapshot.clusters
+        placers = {n: self.engine.placer(clusters[n]) for n in (selection if multi else selection[:1])}
         order = list(placers.values())
         need = workload.gang_requirement()
         pods = _pod_order([(c.name, c.shape, need.get(c.name, 0)) for c in comps])
@@ -674,11 +804,12 @@ class Scheduler:
         self,
         snapshot: Snapshot,
         comps: Sequence[Component],
-        selected: Sequence[ClusterInfo],
+        selection: _Selection,
         expl: Explanation,
     ) -> ScheduleOutcome:
         placers: dict[str, ClusterPlacer] = {}
-        for cluster in selected:
+        for name in selection:
+            cluster = snapshot.clusters[name]
             placer = self.engine.placer(cluster)
             if not _bind(placer, [(c.name, c.shape, c.replicas) for c in comps]):
                 return self._fail(snapshot, expl, f"cluster {cluster.name} could not bind every replica")
@@ -690,16 +821,15 @@ class Scheduler:
         snapshot: Snapshot,
         placement: Placement,
         comps: Sequence[Component],
-        selected: Sequence[ClusterInfo],
+        names: _Selection,
         expl: Explanation,
         limits: Mapping[str, Mapping[str, int]],
         kept: Mapping[str, Mapping[str, int]] | None = None,
     ) -> ScheduleOutcome:
         rs = placement.replica_scheduling
-        by_name = {c.name: c for c in selected}
-        names = [c.name for c in selected]
+        by_name = snapshot.clusters
         placers: dict[str, ClusterPlacer] = {}
-        left = {name: dict(limits[name]) for name in names if name in limits} if limits else {}
+        left = {name: dict(lim) for name, lim in limits.items() if name in names} if limits else {}
         # Failover: pods kept where they run (per role); only the missing ones are divided.
         base = {comp: {n: per[n] for n in names if per.get(n, 0) > 0} for comp, per in (kept or {}).items()}
         base = {comp: per for comp, per in base.items() if per}

@@ -38,7 +38,7 @@ from flotilla.scheduler.plugins import DEFAULT_WEIGHTS, new_in_tree_registry
 from flotilla.scheduler.snapshot import ClusterInfo, Snapshot
 from flotilla.scheduler.workload import Workload
 
-__all__ = ["NODE_SCORE", "Framework", "ScoreDetails", "ScoreEntry", "normalize"]
+__all__ = ["NODE_SCORE", "Framework", "NormalizedScores", "ScoreDetails", "ScoreEntry", "normalize"]
 
 NODE_SCORE = "NodeScore"
 """Name of the cluster score derived from the node score plugins (best node in the cluster)."""
@@ -62,6 +62,36 @@ def _normalized(scores: Mapping[str, float]) -> dict[str, float]:
         return dict.fromkeys(scores, MAX_SCORE)
     k = MAX_SCORE - MIN_SCORE
     return {name: MIN_SCORE + (value - lo) * k / span for name, value in scores.items()}
+
+
+class NormalizedScores(Mapping[str, float]):
+    """:func:`normalize` of ``scores`` given their minimum and maximum, computed per cluster when
+    read (the same numbers: the same arithmetic), so a decision over many clusters that reads
+    a few of them pays for a few."""
+
+    __slots__ = ("_lo", "_scores", "_span")
+
+    def __init__(self, scores: Mapping[str, float], lo: float, hi: float) -> None:
+        self._scores, self._lo, self._span = scores, lo, hi - lo
+
+    def value(self, raw: float) -> float:
+        """The normalised value of a raw score between the minimum and the maximum."""
+        span = self._span
+        if span <= 0:
+            return MAX_SCORE
+        return MIN_SCORE + (raw - self._lo) * (MAX_SCORE - MIN_SCORE) / span
+
+    def __getitem__(self, name: str) -> float:
+        return self.value(self._scores[name])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._scores
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._scores)
+
+    def __len__(self) -> int:
+        return len(self._scores)
 
 
 class ScoreDetails(Mapping[str, dict[str, ScoreEntry]]):
@@ -222,20 +252,14 @@ class Framework:
                 return status.with_plugin(plugin.name)
         return waiting if waiting is not None else SUCCESS
 
-    def run_score(
-        self,
-        state: CycleState,
-        workload: Workload,
-        clusters: Sequence[ClusterInfo],
-        node_scores: Mapping[str, float],
-    ) -> tuple[dict[str, float], ScoreDetails]:
-        """Score, normalise and weight; returns totals and per-cluster ``plugin -> ScoreEntry``.
-
-        ``node_scores`` (cluster -> best node score) enters as the :data:`NODE_SCORE` plugin.
-        """
-        totals = dict.fromkeys([c.name for c in clusters], 0.0)
-        details = ScoreDetails(totals)
+    def run_pre_score(
+        self, state: CycleState, workload: Workload, clusters: Sequence[ClusterInfo]
+    ) -> list[tuple[ScorePlugin, float]]:
+        """The cluster Score plugins that score this cycle: those without PreScore, and those
+        whose PreScore did not return SKIP, each with the seconds its PreScore took (timed with
+        its Score), for :meth:`run_score`. Empty: the totals are the normalised node scores alone."""
         timed = self.observer is not None
+        out: list[tuple[ScorePlugin, float]] = []
         for plugin in self.scorers:
             start = time.perf_counter() if timed else 0.0
             if (
@@ -243,6 +267,28 @@ class Framework:
                 and cast(PreScorePlugin, plugin).pre_score(state, workload, clusters).code is Code.SKIP
             ):
                 continue
+            out.append((plugin, time.perf_counter() - start if timed else 0.0))
+        return out
+
+    def run_score(
+        self,
+        state: CycleState,
+        workload: Workload,
+        clusters: Sequence[ClusterInfo],
+        node_scores: Mapping[str, float],
+        scorers: Sequence[tuple[ScorePlugin, float]] | None = None,
+    ) -> tuple[dict[str, float], ScoreDetails]:
+        """Score, normalise and weight; returns totals and per-cluster ``plugin -> ScoreEntry``.
+
+        ``node_scores`` (cluster -> best node score) enters as the :data:`NODE_SCORE` plugin.
+        ``scorers``: what :meth:`run_pre_score` returned for ``clusters``, when it was called
+        (PreScore runs once per cycle); None runs PreScore here.
+        """
+        totals = dict.fromkeys([c.name for c in clusters], 0.0)
+        details = ScoreDetails(totals)
+        timed = self.observer is not None
+        for plugin, spent in self.run_pre_score(state, workload, clusters) if scorers is None else scorers:
+            start = time.perf_counter() - spent if timed else 0.0
             raw = {c.name: plugin.score(state, workload, c) for c in clusters}
             if plugin.name in self._extended:
                 normalized = dict(raw)
