@@ -26,6 +26,7 @@ Per cluster, after the cluster filters pass, node-level fit decides feasibility:
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
@@ -341,6 +342,10 @@ class _Clusters(Sequence[ClusterInfo]):
         return len(self._names)
 
 
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
+
+
 class _Selection(Sequence[str]):
     """The names of the selected clusters, best first, with a set-fast ``in``.
 
@@ -383,15 +388,18 @@ class _Selection(Sequence[str]):
         i, n = self._next, len(ranking)
         while len(names) < count and i < n:
             assert value is not None
+            # A run of equal raw scores is in name order already; runs whose normalised
+            # scores are equal (rounding) are merged and put in name order.
+            j = bisect.bisect_right(ranking, ranking[i][0], i, key=_first)
             v = value(-ranking[i][0])
-            j = i + 1
-            while j < n and value(-ranking[j][0]) == v:
-                j += 1
-            if j - i == 1:
-                names.append(ranking[i][1])
+            end = j
+            while end < n and value(-ranking[end][0]) == v:
+                end = bisect.bisect_right(ranking, ranking[end][0], end, key=_first)
+            if end == j:
+                names.extend(map(_second, ranking[i:j]))
             else:
-                names.extend(sorted(name for _, name in ranking[i:j]))
-            i = j
+                names.extend(sorted(map(_second, ranking[i:end])))
+            i = end
         self._next = i
 
     def __len__(self) -> int:
