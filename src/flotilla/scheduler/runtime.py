@@ -101,7 +101,8 @@ class ScoreDetails(Mapping[str, dict[str, ScoreEntry]]):
     __slots__ = ("_columns", "_names")
 
     def __init__(self, names: Iterable[str]) -> None:
-        self._names = dict.fromkeys(names)
+        # A mapping given is kept as is (its keys are the names), not copied.
+        self._names: Mapping[str, object] = names if isinstance(names, Mapping) else dict.fromkeys(names)
         self._columns: list[tuple[str, Mapping[str, float], Mapping[str, float], float | None]] = []
 
     def add(

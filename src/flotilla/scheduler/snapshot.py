@@ -520,15 +520,23 @@ class Snapshot:
     """Which clusters changed in each generation since ``static_memo`` was started (set by the
     cache): lets the scheduler revisit only those clusters."""
     _sorted: tuple[str, ...] = field(init=False, repr=False)
-    ordered: tuple[ClusterInfo, ...] = field(init=False, repr=False)
-    """The clusters in name order."""
+    _ordered: tuple[ClusterInfo, ...] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         names = self.static_memo.get(_CLUSTER_NAMES)
         if names is None:
             names = self.static_memo[_CLUSTER_NAMES] = tuple(sorted(self.clusters))
         object.__setattr__(self, "_sorted", names)
-        object.__setattr__(self, "ordered", tuple(map(self.clusters.__getitem__, names)))
+
+    @property
+    def ordered(self) -> tuple[ClusterInfo, ...]:
+        """The clusters in name order (built when first read: a decision answered from a fleet
+        view never reads it)."""
+        ordered = self._ordered
+        if ordered is None:
+            ordered = tuple(map(self.clusters.__getitem__, self._sorted))
+            object.__setattr__(self, "_ordered", ordered)
+        return ordered
 
     def static(self, key: Any, compute: Callable[[], _T]) -> _T:
         """``compute()`` of the cluster set and metadata, kept in :attr:`static_memo` under ``key``."""
