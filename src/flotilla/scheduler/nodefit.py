@@ -350,6 +350,43 @@ def _no_room(
     return fit
 
 
+class _Aggregate:
+    """One pod shape over the node states of a cluster summary: the pods its nodes can take
+    (capacity x nodes, summed), how many nodes of each node score have room, and the reasons
+    of the nodes without room (nodes per reason, and each reason's plugin). Kept per summary
+    lineage and updated node by node (:meth:`NodeFitEngine._aggregate`): the same sums as a
+    pass over every state."""
+
+    __slots__ = ("available", "plugins", "scores", "seq", "short")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.available = 0
+        self.scores: dict[float, int] = {}
+        self.short: dict[str, int] = {}
+        self.plugins: dict[str, str] = {}
+
+    def add(self, entry: NodeEntry, count: int) -> None:
+        """Add ``count`` nodes (negative: remove them) whose entry for the shape is ``entry``."""
+        capacity, score, reasons = entry
+        if capacity > 0:
+            self.available += capacity * count
+            n = self.scores.get(score, 0) + count
+            if n:
+                self.scores[score] = n
+            else:
+                del self.scores[score]
+            return
+        short = self.short
+        for plugin, res in reasons:
+            n = short.get(res, 0) + count
+            if n:
+                short[res] = n
+            else:
+                del short[res]
+            self.plugins.setdefault(res, plugin)
+
+
 _tokens = itertools.count(1)
 
 
@@ -622,26 +659,43 @@ class NodeFitEngine:
         if usable is None:
             return None
         summary, rejected = usable
-        shared = self.shared_entries(shape)
-        nodes = summary.nodes
-        available = 0
-        best: float | None = None
-        short: Counter[str] = Counter()
-        short_plugin: dict[str, str] = {}
-        for rid, count in summary.counts.items():
-            capacity, score, reasons = self.node_entry(shape, nodes[rid], shared)
-            if capacity > 0:
-                available += capacity * count
-                if best is None or score > best:
-                    best = score
-            else:
-                for plugin, res in reasons:
-                    short[res] += count
-                    short_plugin.setdefault(res, plugin)
-        if best is not None:
-            return Verdict(min(available, UNBOUNDED), best, {r: n for r, (_, n) in rejected.items()})
-        fit = _no_room(rejected, short, short_plugin)
+        agg = self._aggregate(summary, shape)
+        if agg.scores:
+            best = max(agg.scores)
+            return Verdict(min(agg.available, UNBOUNDED), best, {r: n for r, (_, n) in rejected.items()})
+        fit = _no_room(rejected, agg.short, agg.plugins)
         return Verdict(0, None, fit.node_reasons, fit.reason, fit.plugin)
+
+    def _aggregate(self, summary: ClusterSummary, shape: PodShape) -> _Aggregate:
+        """The shape's :class:`_Aggregate` over ``summary``: kept in the summary's log and brought
+        up to it from the node states that changed since (O(changed nodes)); computed from every
+        state of the summary the first time, or when the log cannot tell."""
+        shared = self.shared_entries(shape)
+        log = summary.log
+        key = (self.token, shape.key)
+        kept: _Aggregate | None = None
+        if log is not None:
+            kept = log.aggregates.pop(key, None)  # re-inserted below: least recently used first
+            if kept is not None:
+                changes = log.since(kept.seq, summary.seq)
+                if changes is not None:
+                    node_entry = self.node_entry
+                    for change in changes:
+                        for node, sign in change:
+                            kept.add(node_entry(shape, node, shared), sign)
+                    kept.seq = summary.seq
+                    log.aggregates[key] = kept
+                    return kept
+        agg = _Aggregate(summary.seq)
+        nodes = summary.nodes
+        for rid, count in summary.counts.items():
+            agg.add(self.node_entry(shape, nodes[rid], shared), count)
+        if log is not None:
+            newer = kept is not None and kept.seq > summary.seq  # asked about an older summary
+            while len(log.aggregates) >= _INDEX_LIMIT:
+                del log.aggregates[next(iter(log.aggregates))]
+            log.aggregates[key] = kept if newer else agg
+        return agg
 
     def shape_fit(self, cluster: ClusterInfo, shape: PodShape) -> ShapeFit:
         """Memoised per cluster version: available pods, ranked candidate nodes and a rejection reason.

@@ -38,6 +38,7 @@ __all__ = [
     "ClusterSummary",
     "NodeInfo",
     "Snapshot",
+    "SummaryLog",
     "Taint",
     "Toleration",
     "release_devices",
@@ -373,6 +374,42 @@ class ChangeLog:
         return out
 
 
+class SummaryLog:
+    """The node state changes between successive summaries of one cluster (one lineage of
+    :meth:`ClusterSummary.updated`), so that an aggregate over a summary (the node fit engine
+    keeps one per pod shape in :attr:`aggregates`) is brought up to a newer summary from the
+    states that changed, not recomputed from every state. Only the last ``limit`` changes are
+    kept (they hold the nodes they name); an older aggregate is recomputed."""
+
+    __slots__ = ("_changes", "_floor", "_limit", "aggregates", "head")
+
+    def __init__(self, seq: int, limit: int = 256) -> None:
+        self._floor = seq
+        self._limit = limit
+        self._changes: list[tuple[tuple[NodeInfo, int], ...]] = []
+        self.head = seq
+        """The newest summary's ``seq``: only it may be updated within this log."""
+        self.aggregates: dict[Any, Any] = {}
+        """Per-shape aggregates kept by the node fit engine (its business)."""
+
+    def append(self, change: tuple[tuple[NodeInfo, int], ...]) -> int:
+        """Record the next summary's change (``(node, +1 or -1)`` per Ready node added or
+        removed); returns its ``seq``."""
+        self._changes.append(change)
+        if len(self._changes) > 2 * self._limit:
+            del self._changes[: self._limit]
+            self._floor += self._limit
+        self.head += 1
+        return self.head
+
+    def since(self, old: int, new: int) -> list[tuple[tuple[NodeInfo, int], ...]] | None:
+        """The changes after summary ``old`` up to ``new``; None when ``old`` is gone from the log
+        or ``new`` is older than ``old``."""
+        if old < self._floor or old > new or new > self.head:
+            return None
+        return self._changes[old - self._floor : new - self._floor]
+
+
 class ClusterSummary:
     """How many Ready nodes of one cluster are in each resource state (``NodeInfo.resource_id``).
 
@@ -383,7 +420,7 @@ class ClusterSummary:
     ``nodes`` holds one node per state to evaluate the plugins on.
     """
 
-    __slots__ = ("counts", "nodes", "ready", "source")
+    __slots__ = ("counts", "log", "nodes", "ready", "seq", "source")
 
     def __init__(self) -> None:
         self.counts: dict[int, int] = {}
@@ -395,6 +432,10 @@ class ClusterSummary:
         self.source: Mapping[str, NodeInfo] | None = None
         """The node map summarised (the cache sets it): a copy of the ClusterInfo with other
         nodes (``dataclasses.replace``) keeps the summary but not the map, so it is not used."""
+        self.log: SummaryLog | None = None
+        """The changes of this summary's lineage (set by :meth:`updated`)."""
+        self.seq = 0
+        """This summary's place in :attr:`log`."""
 
     @classmethod
     def of(cls, nodes: Iterable[NodeInfo]) -> ClusterSummary:
@@ -408,6 +449,7 @@ class ClusterSummary:
         counts.update(self.counts)
         nodes.update(self.nodes)
         ready = self.ready
+        change: list[tuple[NodeInfo, int]] = []
         for node in removed:
             if node.ready:
                 rid = node.resource_id
@@ -417,13 +459,19 @@ class ClusterSummary:
                 else:
                     del counts[rid], nodes[rid]
                 ready -= 1
+                change.append((node, -1))
         for node in added:
             if node.ready:
                 rid = node.resource_id
                 counts[rid] = counts.get(rid, 0) + 1
                 nodes.setdefault(rid, node)
                 ready += 1
+                change.append((node, 1))
         out.ready = ready
+        log = self.log
+        if log is None or log.head != self.seq:
+            log = SummaryLog(self.seq)  # a new lineage (or a branch off an older summary)
+        out.log, out.seq = log, log.append(tuple(change))
         return out
 
     def __eq__(self, other: object) -> bool:
