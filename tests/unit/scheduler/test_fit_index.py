@@ -21,7 +21,7 @@ from flotilla.scheduler import (
     nodefit,
 )
 from flotilla.scheduler.nodefit import FitIndex, NodeFitEngine, PodAssignment, ShapeFit
-from flotilla.scheduler.snapshot import ChangeLog
+from flotilla.scheduler.snapshot import ChangeLog, ClusterSummary, SummaryLog
 from flotilla.scheduler.workload import PodShape
 
 GiB = 1 << 30
@@ -148,3 +148,88 @@ def test_least_recently_used_index_is_dropped(monkeypatch: pytest.MonkeyPatch) -
         indexes = info.static_memo[(engine.token, "indexes")]
         assert len(indexes) <= 2 and next(reversed(indexes)) == shape.key
     assert list(indexes) == [SHAPES[0].key, SHAPES[1].key]  # SHAPES[2] was least recently used
+
+
+def uniform_cluster() -> ClusterInfo:
+    """Nodes in few resource states, so the cluster's summary answers for it."""
+    return cluster("c", [node(f"n{i}", gpus=(8, 8, 8, 4)[i % 4], cpu=64_000) for i in range(12)])
+
+
+def same_verdict(engine: NodeFitEngine, info: ClusterInfo, shape: PodShape) -> None:
+    got = engine.verdict(info, shape)
+    fresh = Scheduler().engine  # its own token: nothing kept from before
+    want = fresh.verdict(replace(info, summary=ClusterSummary.of(info.nodes.values())), shape)
+    assert (got.available, got.best_score, got.node_reasons) == (
+        want.available,
+        want.best_score,
+        want.node_reasons,
+    )
+    assert (got.reason, got.plugin) == (want.reason, want.plugin)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(operation, max_size=40))
+def test_summary_aggregates_updated_from_changes_equal_a_fresh_pass(
+    ops: list[tuple[str, int, dict[str, int]]],
+) -> None:
+    engine = Scheduler().engine
+    cache = SchedulerCache()
+    cache.update_cluster(uniform_cluster())
+    pods: list[str] = []
+    keys: list[str] = []
+    history = [cache.snapshot().clusters["c"]]
+    shapes = SHAPES[:4]  # no node selector: every Ready node eligible
+    for i, (op, arg, req) in enumerate(ops):
+        if op == "add":
+            pods.append(f"p{i}")
+            cache.add_pod("c", PodInfo(f"p{i}", f"n{arg}", dict(req)))
+        elif op == "remove" and pods:
+            cache.remove_pod("c", pods.pop(arg % len(pods)))
+        elif op == "assume":
+            keys.append(f"w{i}")
+            cache.assume(f"w{i}", [PodAssignment("c", f"n{arg}", "main", dict(req))])
+        elif op == "forget" and keys:
+            cache.forget(keys.pop(arg % len(keys)))
+        elif op == "resize":
+            old = cache.cluster("c").nodes[f"n{arg}"]
+            cache.upsert_node("c", replace(old, allocatable={**old.allocatable, "cpu": 8000}, gpu_free=None))
+        info = cache.snapshot().clusters["c"]
+        history.append(info)
+        if op == "query":
+            same_verdict(engine, info, shapes[arg % len(shapes)])
+    for info in [history[-1], *history[:: max(len(history) // 5, 1)]]:  # and older snapshots
+        for shape in shapes:
+            same_verdict(engine, info, shape)
+
+
+def test_summary_aggregates_are_used_and_kept_per_lineage() -> None:
+    cache = SchedulerCache()
+    cache.update_cluster(uniform_cluster())
+    engine = Scheduler().engine
+    first = cache.cluster("c")
+    assert engine._summary(first, SHAPES[0]) is not None  # the summary answers here
+    engine.verdict(first, SHAPES[0])
+    cache.add_pod("c", PodInfo("p", "n0", {"cpu": 1000, GPU_RESOURCE: 1}))
+    second = cache.cluster("c")
+    assert second.summary is not None and first.summary is not None
+    assert second.summary.log is first.summary.log and second.summary.seq == first.summary.seq + 1
+    engine.verdict(second, SHAPES[0])
+    (agg,) = second.summary.log.aggregates.values()
+    assert agg.seq == second.summary.seq
+    same_verdict(engine, second, SHAPES[0])
+
+
+def test_summary_log_forgets_old_changes_and_branches() -> None:
+    log = SummaryLog(0, limit=2)
+    nodes = [node(f"n{i}") for i in range(6)]
+    for n in nodes:
+        log.append(((n, 1),))
+    assert log.head == 6
+    assert log.since(6, 6) == []
+    assert log.since(4, 6) == [((nodes[4], 1),), ((nodes[5], 1),)]
+    assert log.since(1, 6) is None  # forgotten
+    assert log.since(5, 4) is None  # backwards
+    summary = ClusterSummary.of(nodes[:2])
+    newer = summary.updated((), nodes[2:3])
+    branch = summary.updated((), nodes[3:4])  # off an older summary: a new lineage
+    assert newer.log is summary.log and branch.log is not summary.log
