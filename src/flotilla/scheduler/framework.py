@@ -141,7 +141,13 @@ class ScoreExtensions(Protocol):
 
 @runtime_checkable
 class NodeFilterPlugin(Plugin, Protocol):
-    """Static node check (labels, taints); returns a reason string or None when the node passes."""
+    """Static node check (labels, taints); returns a reason string or None when the node passes.
+
+    A plugin may define ``reads_node_metadata_only(shape) -> bool``: True when its verdict on
+    a node for ``shape`` reads nothing but the node's labels, taints and readiness. When every
+    node filter of a profile says so for a shape, the filters run once per distinct set of
+    them in a cluster instead of once per node.
+    """
 
     def node_filter(self, shape: PodShape, node: NodeInfo) -> str | None: ...
 

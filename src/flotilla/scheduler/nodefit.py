@@ -18,7 +18,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -387,6 +387,34 @@ class _Aggregate:
             self.plugins.setdefault(res, plugin)
 
 
+def _no(shape: PodShape) -> bool:
+    return False
+
+
+_NODE_GROUPS = ("node-groups",)
+
+
+def _node_groups(cluster: ClusterInfo) -> list[tuple[NodeInfo, list[str]]]:
+    """The cluster's nodes grouped by readiness, labels and taints: one node of each group and
+    the group's names, groups in order of their first name (kept in ``static_memo``, which
+    the cache renews when any of these or the node set changes)."""
+    memo = cluster.static_memo
+    groups: list[tuple[NodeInfo, list[str]]] | None = memo.get(_NODE_GROUPS)
+    if groups is None:
+        by: dict[Any, tuple[NodeInfo, list[str]]] = {}
+        nodes = cluster.nodes
+        for name in sorted(nodes):
+            node = nodes[name]
+            key = (node.ready, tuple(node.labels.items()), node.taints)
+            group = by.get(key)
+            if group is None:
+                by[key] = (node, [name])
+            else:
+                group[1].append(name)
+        groups = memo[_NODE_GROUPS] = list(by.values())
+    return groups
+
+
 _tokens = itertools.count(1)
 
 
@@ -456,8 +484,13 @@ class NodeFitEngine:
             return hit  # type: ignore[no-any-return]
         names: list[str] = []
         rejected: dict[str, tuple[str, int]] = {}
-        for name in sorted(cluster.nodes):
-            node = cluster.nodes[name]
+        groups: Iterable[tuple[NodeInfo, Sequence[str]]]
+        if all(getattr(f, "reads_node_metadata_only", _no)(shape) for f in self.filters):
+            # The filters read labels, taints and readiness only: once per distinct set of them.
+            groups = _node_groups(cluster)
+        else:
+            groups = ((cluster.nodes[name], (name,)) for name in sorted(cluster.nodes))
+        for node, members in groups:  # in order of their first node's name
             reason = None if node.ready else "no Ready node"
             plugin = "NodeReady"
             if reason is None:
@@ -467,10 +500,11 @@ class NodeFitEngine:
                         plugin = f.name
                         break
             if reason is None:
-                names.append(name)
+                names.extend(members)
             else:
                 old = rejected.get(reason, (plugin, 0))
-                rejected[reason] = (old[0], old[1] + 1)
+                rejected[reason] = (old[0], old[1] + len(members))
+        names.sort()
         result = (tuple(names), rejected)
         _remember(memo, key, result)
         return result
@@ -688,8 +722,22 @@ class NodeFitEngine:
                     return kept
         agg = _Aggregate(summary.seq)
         nodes = summary.nodes
+        scores, short, plugins = agg.scores, agg.short, agg.plugins
+        available = 0
+        assert shared is not None  # (the summary answers only for plugins reading resources)
         for rid, count in summary.counts.items():
-            agg.add(self.node_entry(shape, nodes[rid], shared), count)
+            entry = shared.get(rid)
+            if entry is None:
+                entry = self.node_entry(shape, nodes[rid], shared)
+            capacity, score, reasons = entry
+            if capacity > 0:
+                available += capacity * count
+                scores[score] = scores.get(score, 0) + count
+            else:
+                for plugin, res in reasons:
+                    short[res] = short.get(res, 0) + count
+                    plugins.setdefault(res, plugin)
+        agg.available = available
         if log is not None:
             newer = kept is not None and kept.seq > summary.seq  # asked about an older summary
             while len(log.aggregates) >= _INDEX_LIMIT:

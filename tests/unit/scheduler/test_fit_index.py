@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -14,10 +15,12 @@ from flotilla.scheduler import (
     GPU_RESOURCE,
     ClusterInfo,
     Component,
+    NodeInfo,
     PodInfo,
     Scheduler,
     SchedulerCache,
     Taint,
+    Toleration,
     nodefit,
 )
 from flotilla.scheduler.nodefit import FitIndex, NodeFitEngine, PodAssignment, ShapeFit
@@ -233,3 +236,57 @@ def test_summary_log_forgets_old_changes_and_branches() -> None:
     newer = summary.updated((), nodes[2:3])
     branch = summary.updated((), nodes[3:4])  # off an older summary: a new lineage
     assert newer.log is summary.log and branch.log is not summary.log
+
+
+class _PerNode:
+    """A node filter that does not say what it reads: the engine runs it node by node."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.name = inner, inner.name
+
+    def node_filter(self, shape: PodShape, node: NodeInfo) -> str | None:
+        return self.inner.node_filter(shape, node)  # type: ignore[no-any-return]
+
+
+ELIGIBILITY_SHAPES = [
+    *SHAPES,
+    Component("f", 1, {"cpu": 1000}, tolerations=[Toleration(key="dedicated", operator="Exists")]).shape,
+    Component(
+        "g",
+        1,
+        {"cpu": 1000},
+        node_affinity=[{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1", "n3"]}]}],
+    ).shape,
+    Component(
+        "h",
+        1,
+        {"cpu": 1000},
+        node_affinity=[{"matchExpressions": [{"key": "pool", "operator": "NotIn", "values": ["y"]}]}],
+    ).shape,
+]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["x", "y", None]), st.booleans(), st.booleans()), min_size=1, max_size=12
+    )
+)
+def test_eligibility_by_node_group_equals_node_by_node(specs: list[tuple[str | None, bool, bool]]) -> None:
+    nodes = []
+    for i, (pool, tainted, ready) in enumerate(specs):
+        n = node(
+            f"n{i}",
+            labels={"pool": pool} if pool else {},
+            taints=[Taint("dedicated", "gpu")] if tainted else [],
+        )
+        nodes.append(replace(n, ready=ready))
+    grouped = Scheduler().engine
+    per_node = Scheduler().engine
+    per_node.filters = tuple(_PerNode(f) for f in per_node.filters)
+    for shape in ELIGIBILITY_SHAPES:
+        info = cluster("c", nodes)
+        want = per_node.eligible(info, shape)
+        got = grouped.eligible(cluster("c", nodes), shape)
+        assert got == want
+        assert list(got[1]) == list(want[1])  # reasons in the same order

@@ -31,6 +31,10 @@ def _touches_gpu_labels(shape: PodShape) -> bool:
 class NodeAffinityPlugin:
     name = NAME
 
+    def reads_node_metadata_only(self, shape: PodShape) -> bool:
+        """Labels only, unless a term matches the node's name (``matchFields``)."""
+        return not any(term.get("matchFields") for term in shape.affinity_terms)
+
     def node_filter(self, shape: PodShape, node: NodeInfo) -> str | None:
         labels = node.labels
         ok = all(labels.get(k) == v for k, v in shape.node_selector) and match_node_selector_terms(

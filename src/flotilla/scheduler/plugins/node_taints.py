@@ -12,6 +12,9 @@ _EFFECTS = frozenset({"NoSchedule", "NoExecute"})
 class NodeTaintTolerationPlugin:
     name = NAME
 
+    def reads_node_metadata_only(self, shape: PodShape) -> bool:
+        return True
+
     def node_filter(self, shape: PodShape, node: NodeInfo) -> str | None:
         if not node.taints:
             return None
