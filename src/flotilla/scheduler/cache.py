@@ -139,7 +139,16 @@ class SchedulerCache:
             if "pods" in base.allocatable:
                 used["pods"] = used.get("pods", 0) + 1
             take_devices(devices, req.get(GPU_RESOURCE, 0), req.get(GPU_MILLI_RESOURCE, 0), preferred)
-        return replace(base, used=used, gpu_free=tuple(devices))
+        # (The constructor, not dataclasses.replace: this runs for every node each decision changes.)
+        return NodeInfo(
+            name=base.name,
+            allocatable=base.allocatable,
+            used=used,
+            labels=base.labels,
+            taints=base.taints,
+            gpu_free=tuple(devices),
+            ready=base.ready,
+        )
 
     def _publish(self, name: str, changed_nodes: Iterable[str] | None, usage_only: bool) -> None:
         """Rebuild the effective ClusterInfo after a change (``None`` = every node)."""
