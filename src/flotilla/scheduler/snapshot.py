@@ -383,7 +383,7 @@ class SummaryLog:
 
     __slots__ = ("_changes", "_floor", "_limit", "aggregates", "head")
 
-    def __init__(self, seq: int, limit: int = 256) -> None:
+    def __init__(self, seq: int, limit: int = 16) -> None:
         self._floor = seq
         self._limit = limit
         self._changes: list[tuple[tuple[NodeInfo, int], ...]] = []
