@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -77,15 +78,10 @@ def scratch(engine: NodeFitEngine, info: ClusterInfo, shape: PodShape) -> ShapeF
     return FitIndex.build(engine, replace(info, static_memo={}, changes=None), shape).fit()
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(operation, max_size=40))
-def test_incremental_index_equals_full_scan(ops: list[tuple[str, int, dict[str, int]]]) -> None:
-    engine = Scheduler().engine
-    cache = SchedulerCache()
-    cache.update_cluster(base_cluster())
+def play(cache: SchedulerCache, ops: list[tuple[str, int, dict[str, int]]]) -> Iterator[ClusterInfo]:
+    """Apply each operation to cluster ``c`` of ``cache``; yield the cluster after each."""
     pods: list[str] = []
     keys: list[str] = []
-    history = [cache.snapshot().clusters["c"]]
     for i, (op, arg, req) in enumerate(ops):
         if op == "add":
             pods.append(f"p{i}")
@@ -100,7 +96,17 @@ def test_incremental_index_equals_full_scan(ops: list[tuple[str, int, dict[str, 
         elif op == "resize":
             old = cache.cluster("c").nodes[f"n{arg}"]
             cache.upsert_node("c", replace(old, allocatable={**old.allocatable, "cpu": 8000}, gpu_free=None))
-        info = cache.snapshot().clusters["c"]
+        yield cache.snapshot().clusters["c"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(operation, max_size=40))
+def test_incremental_index_equals_full_scan(ops: list[tuple[str, int, dict[str, int]]]) -> None:
+    engine = Scheduler().engine
+    cache = SchedulerCache()
+    cache.update_cluster(base_cluster())
+    history = [cache.snapshot().clusters["c"]]
+    for info, (op, arg, _) in zip(play(cache, ops), ops, strict=True):
         history.append(info)
         if op == "query":
             shape = SHAPES[arg]
@@ -178,25 +184,9 @@ def test_summary_aggregates_updated_from_changes_equal_a_fresh_pass(
     engine = Scheduler().engine
     cache = SchedulerCache()
     cache.update_cluster(uniform_cluster())
-    pods: list[str] = []
-    keys: list[str] = []
     history = [cache.snapshot().clusters["c"]]
     shapes = SHAPES[:4]  # no node selector: every Ready node eligible
-    for i, (op, arg, req) in enumerate(ops):
-        if op == "add":
-            pods.append(f"p{i}")
-            cache.add_pod("c", PodInfo(f"p{i}", f"n{arg}", dict(req)))
-        elif op == "remove" and pods:
-            cache.remove_pod("c", pods.pop(arg % len(pods)))
-        elif op == "assume":
-            keys.append(f"w{i}")
-            cache.assume(f"w{i}", [PodAssignment("c", f"n{arg}", "main", dict(req))])
-        elif op == "forget" and keys:
-            cache.forget(keys.pop(arg % len(keys)))
-        elif op == "resize":
-            old = cache.cluster("c").nodes[f"n{arg}"]
-            cache.upsert_node("c", replace(old, allocatable={**old.allocatable, "cpu": 8000}, gpu_free=None))
-        info = cache.snapshot().clusters["c"]
+    for info, (op, arg, _) in zip(play(cache, ops), ops, strict=True):
         history.append(info)
         if op == "query":
             same_verdict(engine, info, shapes[arg % len(shapes)])
