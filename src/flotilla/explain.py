@@ -28,7 +28,7 @@ from flotilla.api import GROUP_VERSION
 from flotilla.api.conditions import is_true
 from flotilla.controllers.matching import PolicyRef, best_policy, policy_from_body
 from flotilla.controllers.profile import default_scheduler
-from flotilla.controllers.scheduling import SchedulingController, summary_of
+from flotilla.controllers.scheduling import SchedulingController, explanation_dict, summary_of
 from flotilla.controllers.workloads import desired_binding, pod_group_name, scheduler_workload
 from flotilla.interpreter import InterpreterRegistry
 from flotilla.inventory.store import ClusterMeta, MemberInventory
@@ -206,7 +206,7 @@ def explain(
             message = f"would be scheduled to {summary_of(targets)}"
         else:
             message = outcome.message
-        out.append(Explained(_name(doc), policy.key, outcome.ok, message, outcome.explanation.to_dict()))
+        out.append(Explained(_name(doc), policy.key, outcome.ok, message, explanation_dict(outcome)))
     return out
 
 
@@ -223,6 +223,12 @@ def cluster_lines(explanation: Mapping[str, Any]) -> list[str]:
             scores = ", ".join(f"{p}={v['weighted']}" for p, v in (c.get("scores") or {}).items())
             chosen = f"selected, {c.get('replicas', 0)} replicas" if c.get("selected") else "feasible"
             lines.append(f"  {c['cluster']:<12} {chosen}; total {c.get('total', '-')} ({scores})")
+    omitted = explanation.get("omitted")
+    if omitted:
+        feasible, rejected = omitted.get("feasible", 0), omitted.get("rejected", 0)
+        lines.append(f"  ... and {feasible} more feasible, {rejected} more rejected cluster(s); rejections:")
+        for r in explanation.get("rejections") or []:
+            lines.append(f"    {r.get('clusters')} by {r.get('plugin')}: {r.get('reason')}")
     return lines
 
 

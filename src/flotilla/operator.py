@@ -36,6 +36,8 @@ Settings (environment):
 * ``FLOTILLA_FLEET_SYNC_TIMEOUT`` (default 30 s) - after a start, scheduling waits until every
   member's first verdict is in (Ready with its inventory listed, or a known failure), at most
   this long;
+* ``FLOTILLA_EXPLANATION_CLUSTERS`` (default 20) - clusters a binding's ``status.explanation``
+  lists at most (see :func:`flotilla.controllers.scheduling.explanation_dict`);
 * ``FLOTILLA_LEADER_ELECT`` (default ``false``; the Helm chart sets ``true``) - leader election
   with a coordination.k8s.io Lease (see :class:`flotilla.leader.ElectionSettings`): one active
   replica, the others keep their caches warm and take over when its Lease lapses;

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -118,9 +120,38 @@ class Decision:
         )
 
 
+EXPLANATION_CLUSTERS_ENV = "FLOTILLA_EXPLANATION_CLUSTERS"
+EXPLANATION_CLUSTERS = 20
+"""Clusters a binding's ``status.explanation`` lists at most (the placed ones first; the rest are
+counted, rejections per plugin and reason): at 1,000 members the full list was about 220 KiB
+per binding and took longer to build than the decision."""
+
+
+@functools.lru_cache(maxsize=4)
+def _explanation_clusters(raw: str | None) -> int:
+    if raw is None:
+        return EXPLANATION_CLUSTERS
+    try:
+        value = int(raw)
+        if value < 1:
+            raise ValueError
+    except ValueError:
+        log.warning(
+            "%s=%r is not a positive integer: using %d", EXPLANATION_CLUSTERS_ENV, raw, EXPLANATION_CLUSTERS
+        )
+        return EXPLANATION_CLUSTERS
+    return value
+
+
+def explanation_clusters() -> int:
+    """``FLOTILLA_EXPLANATION_CLUSTERS`` (default :data:`EXPLANATION_CLUSTERS`)."""
+    return _explanation_clusters(os.environ.get(EXPLANATION_CLUSTERS_ENV))
+
+
 def explanation_dict(outcome: Any, profile: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``outcome.explanation.to_dict()``, with the profile's learned state under ``profile``."""
-    out: dict[str, Any] = outcome.explanation.to_dict()
+    """``outcome.explanation.to_dict()`` bounded to :func:`explanation_clusters` clusters, with the
+    profile's learned state under ``profile``."""
+    out: dict[str, Any] = outcome.explanation.to_dict(explanation_clusters())
     if profile:
         out["profile"] = dict(profile)
     return out

@@ -26,6 +26,7 @@ Per cluster, after the cluster filters pass, node-level fit decides feasibility:
 from __future__ import annotations
 
 import bisect
+import heapq
 import operator
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -183,16 +184,47 @@ class Explanation:
         out["replicas"] = self.replicas.get(name, 0)
         return out
 
-    def to_dict(self) -> dict[str, Any]:
-        names = sorted(set(self.statuses) | set(self.available) | set(self.scores))
-        return {
+    def to_dict(self, max_clusters: int | None = None) -> dict[str, Any]:
+        """Every cluster's entry, or, when more than ``max_clusters`` clusters were considered,
+        at most that many: the clusters given replicas, then the best-ranked other selected
+        clusters, then the first rejected ones by name. The rest are counted under ``omitted``
+        (feasible and rejected), ``rejections`` counts every rejected cluster per plugin and
+        reason, and ``selected`` lists the first ``max_clusters`` (``selectedCount``: all)."""
+        names = set(self.statuses) | set(self.available) | set(self.scores)
+        out: dict[str, Any] = {
             "workload": self.workload,
             "mode": self.mode,
             "affinityTerm": self.affinity_term,
-            "clusters": [self.cluster(n) for n in names],
-            "selected": list(self.selected),
-            "notes": list(self.notes),
         }
+        if max_clusters is None or len(names) <= max_clusters:
+            out["clusters"] = [self.cluster(n) for n in sorted(names)]
+            out["selected"] = list(self.selected)
+            out["notes"] = list(self.notes)
+            return out
+        keep = {n for n, r in self.replicas.items() if r > 0}
+        for name in self.selected:
+            if len(keep) >= max_clusters:
+                break
+            keep.add(name)
+        if len(keep) < max_clusters:
+            keep.update(heapq.nsmallest(max_clusters - len(keep), self.statuses.keys() - keep))
+        rejections: dict[tuple[str, str], int] = {}
+        for status in self.statuses.values():
+            key = (status.plugin or "", "; ".join(status.reasons))
+            rejections[key] = rejections.get(key, 0) + 1
+        out["clusters"] = [self.cluster(n) for n in sorted(keep)]
+        out["omitted"] = {
+            "feasible": sum(1 for n in names - keep if n not in self.statuses),
+            "rejected": sum(1 for n in self.statuses if n not in keep),
+        }
+        out["rejections"] = [
+            {"plugin": plugin, "reason": reason, "clusters": n}
+            for (plugin, reason), n in sorted(rejections.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
+        out["selected"] = list(self.selected[:max_clusters])
+        out["selectedCount"] = len(self.selected)
+        out["notes"] = list(self.notes)
+        return out
 
 
 @dataclass(slots=True)
