@@ -12,7 +12,10 @@ growth while building it) and what the scheduler's indexes add while the queue r
 decisions on a fresh fleet evaluate each shape once per node resource state and build each
 cluster's per-shape index (clusters with no room for the shape are answered from their
 summary instead); later ones revisit only the clusters and nodes that changed. Then the growth
-from 100 to 1,000 clusters: CPU per decision against the 10x more clusters.
+from 100 to 1,000 clusters: CPU per decision against the 10x more clusters. Per fleet size also
+the explanation the operator writes into each binding (``status.explanation``, at most
+``FLOTILLA_EXPLANATION_CLUSTERS`` clusters), from every tenth decision: CPU and JSON size,
+bounded and with every cluster.
 
     .venv/bin/python benchmarks/bench_scheduler.py            # 10, 100, 1000, 5000 clusters
     .venv/bin/python benchmarks/bench_scheduler.py --quick    # seconds, for CI
@@ -27,12 +30,14 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import random
 import statistics
 import time
 
 from bench_inventory_memory import rss_mib
 from flotilla.controllers.profile import default_scheduler
+from flotilla.controllers.scheduling import explanation_clusters
 from flotilla.metrics import SchedulerObserver
 from flotilla.scheduler import (
     GPU_MEMORY_LABEL,
@@ -47,6 +52,7 @@ from flotilla.scheduler import (
     SchedulerCache,
     Workload,
 )
+from flotilla.scheduler.core import ScheduleOutcome
 from flotilla.scheduler.plugins.fragmentation import LearningSettings
 
 GiB = 1 << 30
@@ -151,6 +157,7 @@ def run(clusters: int, nodes: int, count: int, bare: bool = False, learn: bool =
     start = time.perf_counter()
     cpu_start = time.process_time()
     cpu_times: list[float] = []
+    sampled: list[ScheduleOutcome] = []  # every tenth decision, for the explanation's cost
     for w in workloads:
         t0 = time.perf_counter()
         c0 = time.process_time()
@@ -163,10 +170,13 @@ def run(clusters: int, nodes: int, count: int, bare: bool = False, learn: bool =
             placed += 1
         latencies.append(time.perf_counter() - t0)
         cpu_times.append(time.process_time() - c0)
+        if len(latencies) % 10 == 0:
+            sampled.append(outcome)
     total = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
     gc.collect()
-    rss2 = rss_mib()
+    rss2 = rss_mib()  # (every tenth outcome is still held here: a small overcount)
+    explained = {bound: explanation_cost(sampled, bound) for bound in (explanation_clusters(), None)}
     latencies.sort()
     cpu_times.sort()
     return {
@@ -184,7 +194,21 @@ def run(clusters: int, nodes: int, count: int, bare: bool = False, learn: bool =
         "cpu_p99_ms": 1000 * cpu_times[min(len(cpu_times) - 1, int(0.99 * len(cpu_times)))],
         "cache_mib": rss1 - rss0,
         "sched_mib": rss2 - rss1,
+        "expl_ms": explained[explanation_clusters()][0],
+        "expl_kib": explained[explanation_clusters()][1],
+        "expl_full_ms": explained[None][0],
+        "expl_full_kib": explained[None][1],
     }
+
+
+def explanation_cost(outcomes: list[ScheduleOutcome], bound: int | None) -> tuple[float, float]:
+    """CPU ms and JSON KiB per decision of the explanation the operator writes into the binding
+    (at most ``bound`` clusters; None: every cluster)."""
+    if not outcomes:
+        return 0.0, 0.0
+    c0 = time.process_time()
+    size = sum(len(json.dumps(o.explanation.to_dict(bound))) for o in outcomes)
+    return 1000 * (time.process_time() - c0) / len(outcomes), size / 1024 / len(outcomes)
 
 
 def main() -> None:
@@ -218,6 +242,11 @@ def main() -> None:
             f"{r['rate']:>8.0f} {r['cpu_rate']:>9.0f} "
             f"{r['p50_ms']:>7.3f} {r['p99_ms']:>7.3f} {r['cpu_ms']:>7.3f} {r['cpu_p99_ms']:>7.3f} "
             f"{r['total_s']:>8.2f} {r['build_s']:>7.2f} {r['cache_mib']:>9.0f} {r['sched_mib']:>9.0f}"
+        )
+        print(
+            f"{'':>8} explanation per decision as the operator writes it (at most "
+            f"{explanation_clusters()} clusters): {r['expl_ms']:.2f} ms CPU, {r['expl_kib']:.1f} KiB; "
+            f"every cluster: {r['expl_full_ms']:.2f} ms, {r['expl_full_kib']:.1f} KiB"
         )
     if 100 in cpu_ms and 1000 in cpu_ms:
         print(
