@@ -185,9 +185,9 @@ class Explanation:
         return out
 
     def to_dict(self, max_clusters: int | None = None) -> dict[str, Any]:
-        """Every cluster's entry, or, when more than ``max_clusters`` clusters were considered,
-        at most that many: the clusters given replicas, then the best-ranked other selected
-        clusters, then the first rejected ones by name. The rest are counted under ``omitted``
+        """Every cluster's entry, or, when more than ``max_clusters`` clusters were considered:
+        every cluster given replicas, then, up to ``max_clusters`` in all, the best-ranked other
+        selected clusters and the first rejected ones by name. The rest are counted under ``omitted``
         (feasible and rejected), ``rejections`` counts every rejected cluster per plugin and
         reason, and ``selected`` lists the first ``max_clusters`` (``selectedCount``: all)."""
         names = set(self.statuses) | set(self.available) | set(self.scores)
