@@ -124,4 +124,10 @@ def test_orphaned_copy_removed_after_start(hub: ClusterHandle, members: dict[str
         copy = kube.get(members["b"].api_client(), "apps/v1", "Deployment", "kept", ns)
         assert copy is not None and copy["metadata"]["uid"] == kept_uid  # untouched, not recreated
         kube.delete(api, gpu_deployment(ns, "kept", 1))
-        kube.wait_for(lambda: _replicas_on(members, ns, "kept") == {}, timeout=WAIT, what="kept removed")
+        try:
+            kube.wait_for(lambda: _replicas_on(members, ns, "kept") == {}, timeout=WAIT, what="kept removed")
+        except TimeoutError as exc:  # say where it stuck: template, binding (and its status), copy
+            template = kube.get(api, "apps/v1", "Deployment", "kept", ns)
+            binding = kube.get(api, GROUP_VERSION, "ResourceBinding", "kept-deployment", ns)
+            detail = binding and {"metadata": binding["metadata"], "status": binding.get("status")}
+            raise TimeoutError(f"{exc}; template present: {template is not None}; binding: {detail}") from exc
