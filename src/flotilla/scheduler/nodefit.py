@@ -366,25 +366,27 @@ class _Aggregate:
         self.short: dict[str, int] = {}
         self.plugins: dict[str, str] = {}
 
-    def add(self, entry: NodeEntry, count: int) -> None:
-        """Add ``count`` nodes (negative: remove them) whose entry for the shape is ``entry``."""
-        capacity, score, reasons = entry
-        if capacity > 0:
-            self.available += capacity * count
-            n = self.scores.get(score, 0) + count
-            if n:
-                self.scores[score] = n
-            else:
-                del self.scores[score]
-            return
-        short = self.short
-        for plugin, res in reasons:
-            n = short.get(res, 0) + count
-            if n:
-                short[res] = n
-            else:
-                del short[res]
-            self.plugins.setdefault(res, plugin)
+    def add(self, entries: Iterable[tuple[NodeEntry, int]]) -> None:
+        """For each ``(entry, count)``: add ``count`` nodes (negative: remove them) whose entry
+        for the shape is ``entry``."""
+        available, scores, short, plugins = self.available, self.scores, self.short, self.plugins
+        for (capacity, score, reasons), count in entries:
+            if capacity > 0:
+                available += capacity * count
+                n = scores.get(score, 0) + count
+                if n:
+                    scores[score] = n
+                else:
+                    del scores[score]
+                continue
+            for plugin, res in reasons:
+                n = short.get(res, 0) + count
+                if n:
+                    short[res] = n
+                else:
+                    del short[res]
+                plugins.setdefault(res, plugin)
+        self.available = available
 
 
 def _no(shape: PodShape) -> bool:
@@ -616,26 +618,19 @@ class NodeFitEngine:
         cannot tell (no summary or one of other nodes, plugins reading more than resources, or
         nodes left out by the node filters).
 
-        Exactly what the per-shape index would say, in O(distinct node resource states): every
-        eligible node is a Ready node (counted by state), so the reasons of each state, times
-        its count, make the same histogram. The cluster then needs no index for this shape.
+        Exactly what the per-shape index would say, from the summary's aggregate for the shape
+        (:meth:`_aggregate`, the one :meth:`verdict` reads): every eligible node is a Ready node
+        (counted by state), so the reasons of each state, times its count, make the same
+        histogram. The cluster then needs no index for this shape.
         """
         usable = self._summary(cluster, shape)
         if usable is None:
             return None
         summary, rejected = usable
-        shared = self.shared_entries(shape)
-        nodes = summary.nodes
-        short: Counter[str] = Counter()
-        short_plugin: dict[str, str] = {}
-        for rid, count in summary.counts.items():
-            entry = self.node_entry(shape, nodes[rid], shared)
-            if entry[0] > 0:
-                return None
-            for plugin, res in entry[2]:
-                short[res] += count
-                short_plugin.setdefault(res, plugin)
-        return _no_room(rejected, short, short_plugin)
+        agg = self._aggregate(summary, shape)
+        if agg.scores:
+            return None
+        return _no_room(rejected, agg.short, agg.plugins)
 
     def verdict(self, cluster: ClusterInfo, shape: PodShape) -> Verdict:
         """The shape's :class:`Verdict` on the cluster, memoised per cluster version.
@@ -705,6 +700,8 @@ class NodeFitEngine:
         up to it from the node states that changed since (O(changed nodes)); computed from every
         state of the summary the first time, or when the log cannot tell."""
         shared = self.shared_entries(shape)
+        assert shared is not None  # (the summary answers only for plugins reading resources)
+        node_entry = self.node_entry
         log = summary.log
         key = (self.token, shape.key)
         kept: _Aggregate | None = None
@@ -713,31 +710,18 @@ class NodeFitEngine:
             if kept is not None:
                 changes = log.since(kept.seq, summary.seq)
                 if changes is not None:
-                    node_entry = self.node_entry
-                    for change in changes:
-                        for node, sign in change:
-                            kept.add(node_entry(shape, node, shared), sign)
+                    kept.add(
+                        (node_entry(shape, node, shared), sign) for change in changes for node, sign in change
+                    )
                     kept.seq = summary.seq
                     log.aggregates[key] = kept
                     return kept
         agg = _Aggregate(summary.seq)
         nodes = summary.nodes
-        scores, short, plugins = agg.scores, agg.short, agg.plugins
-        available = 0
-        assert shared is not None  # (the summary answers only for plugins reading resources)
-        for rid, count in summary.counts.items():
-            entry = shared.get(rid)
-            if entry is None:
-                entry = self.node_entry(shape, nodes[rid], shared)
-            capacity, score, reasons = entry
-            if capacity > 0:
-                available += capacity * count
-                scores[score] = scores.get(score, 0) + count
-            else:
-                for plugin, res in reasons:
-                    short[res] = short.get(res, 0) + count
-                    plugins.setdefault(res, plugin)
-        agg.available = available
+        agg.add(
+            (shared.get(rid) or node_entry(shape, nodes[rid], shared), count)
+            for rid, count in summary.counts.items()
+        )
         if log is not None:
             newer = kept is not None and kept.seq > summary.seq  # asked about an older summary
             while len(log.aggregates) >= _INDEX_LIMIT:
