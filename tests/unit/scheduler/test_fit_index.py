@@ -165,15 +165,19 @@ def uniform_cluster() -> ClusterInfo:
 
 
 def same_verdict(engine: NodeFitEngine, info: ClusterInfo, shape: PodShape) -> None:
+    """``engine``'s verdict (from the summary when it can answer) equals a full scan of the nodes."""
     got = engine.verdict(info, shape)
-    fresh = Scheduler().engine  # its own token: nothing kept from before
-    want = fresh.verdict(replace(info, summary=ClusterSummary.of(info.nodes.values())), shape)
+    want = scratch(Scheduler().engine, info, shape)  # its own token: nothing kept from before
     assert (got.available, got.best_score, got.node_reasons) == (
         want.available,
         want.best_score,
         want.node_reasons,
     )
     assert (got.reason, got.plugin) == (want.reason, want.plugin)
+
+
+NO_ROOM = Component("g", 1, {"cpu": 1000, GPU_RESOURCE: 16}).shape
+"""More GPUs than any node of :func:`uniform_cluster` has."""
 
 
 @settings(max_examples=60, deadline=None)
@@ -185,7 +189,7 @@ def test_summary_aggregates_updated_from_changes_equal_a_fresh_pass(
     cache = SchedulerCache()
     cache.update_cluster(uniform_cluster())
     history = [cache.snapshot().clusters["c"]]
-    shapes = SHAPES[:4]  # no node selector: every Ready node eligible
+    shapes = [*SHAPES[:4], NO_ROOM]  # no node selector: every Ready node eligible
     for info, (op, arg, _) in zip(play(cache, ops), ops, strict=True):
         history.append(info)
         if op == "query":
@@ -195,21 +199,23 @@ def test_summary_aggregates_updated_from_changes_equal_a_fresh_pass(
             same_verdict(engine, info, shape)
 
 
-def test_summary_aggregates_are_used_and_kept_per_lineage() -> None:
+def test_summary_answers_room_from_columns_and_keeps_aggregates_for_no_room() -> None:
     cache = SchedulerCache()
     cache.update_cluster(uniform_cluster())
     engine = Scheduler().engine
     first = cache.cluster("c")
+    assert first.summary is not None and first.summary.log is not None
     assert engine._summary(first, SHAPES[0]) is not None  # the summary answers here
-    engine.verdict(first, SHAPES[0])
+    same_verdict(engine, first, SHAPES[0])  # room: summed from the shape's columns, nothing kept
+    assert first.summary.log.aggregates == {}
+    same_verdict(engine, first, NO_ROOM)  # no room: the aggregate, which also counts why
+    (agg,) = first.summary.log.aggregates.values()
     cache.add_pod("c", PodInfo("p", "n0", {"cpu": 1000, GPU_RESOURCE: 1}))
     second = cache.cluster("c")
-    assert second.summary is not None and first.summary is not None
+    assert second.summary is not None
     assert second.summary.log is first.summary.log and second.summary.seq == first.summary.seq + 1
-    engine.verdict(second, SHAPES[0])
-    (agg,) = second.summary.log.aggregates.values()
-    assert agg.seq == second.summary.seq
-    same_verdict(engine, second, SHAPES[0])
+    same_verdict(engine, second, NO_ROOM)
+    assert list(second.summary.log.aggregates.values()) == [agg] and agg.seq == second.summary.seq
 
 
 def test_summary_log_forgets_old_changes_and_branches() -> None:
