@@ -358,10 +358,12 @@ class _Aggregate:
     lineage and updated node by node (:meth:`NodeFitEngine._aggregate`): the same sums as a
     pass over every state."""
 
-    __slots__ = ("available", "plugins", "scores", "seq", "short")
+    __slots__ = ("available", "only", "plugins", "scores", "seq", "short")
 
-    def __init__(self, seq: int) -> None:
+    def __init__(self, seq: int, only: frozenset[str] | None = None) -> None:
         self.seq = seq
+        self.only = only
+        """The nodes counted (the shape's eligible nodes), or None: every Ready node."""
         self.available = 0
         self.scores: dict[float, int] = {}
         self.short: dict[str, int] = {}
@@ -388,6 +390,19 @@ class _Aggregate:
                     del short[res]
                 plugins.setdefault(res, plugin)
         self.available = available
+
+
+class _Eligible:
+    """The Ready nodes of a summary that a shape's node filters admit (``only``), counted by
+    resource state: the summary of that part of the cluster, kept per summary lineage and
+    brought up to date from the changed nodes, like an aggregate."""
+
+    __slots__ = ("counts", "only", "seq")
+
+    def __init__(self, seq: int, only: frozenset[str], counts: dict[int, int]) -> None:
+        self.seq = seq
+        self.only = only
+        self.counts = counts
 
 
 def _no(shape: PodShape) -> bool:
@@ -622,19 +637,20 @@ class NodeFitEngine:
     def summary_fit(self, cluster: ClusterInfo, shape: PodShape) -> ShapeFit | None:
         """The :class:`ShapeFit` read from the cluster's summary when it shows that no node has
         room for one pod of ``shape``; None when some node may have room, or when the summary
-        cannot tell (no summary or one of other nodes, plugins reading more than resources, or
-        nodes left out by the node filters).
+        cannot tell (no summary or one of other nodes, plugins reading more than resources; see
+        :meth:`_summary`).
 
         Exactly what the per-shape index would say, from the summary's aggregate for the shape
         (:meth:`_aggregate`, the one :meth:`verdict` reads): every eligible node is a Ready node
-        (counted by state), so the reasons of each state, times its count, make the same
-        histogram. The cluster then needs no index for this shape.
+        counted by state (all of them, or those the node filters admit), so the reasons of each
+        state, times its count, make the same histogram. The cluster then needs no index for
+        this shape.
         """
         usable = self._summary(cluster, shape)
         if usable is None:
             return None
-        summary, rejected = usable
-        agg = self._aggregate(summary, shape)
+        summary, counts, only, rejected = usable
+        agg = self._aggregate(summary, shape, counts, only)
         if agg.scores:
             return None
         return _no_room(rejected, agg.short, agg.plugins)
@@ -642,9 +658,10 @@ class NodeFitEngine:
     def verdict(self, cluster: ClusterInfo, shape: PodShape) -> Verdict:
         """The shape's :class:`Verdict` on the cluster, memoised per cluster version.
 
-        From the cluster's summary when it can tell (as :meth:`summary_fit`: every Ready node
-        eligible, plugins reading only resources): the available pods are the capacity of each
-        node resource state times its count, the best score the best state's, so no per-shape
+        From the cluster's summary when it can tell (as :meth:`summary_fit`: plugins reading
+        only resources; a node selector, affinity or taints read the eligible nodes' counts):
+        the available pods are the capacity of each node resource state times its count
+        (:meth:`_room`), the best score the best state's, so no per-shape
         index is built for a cluster that is only filtered and scored, not placed on. Else from
         :meth:`shape_fit`. Both give the same numbers (the index sums the same shared entries).
         """
@@ -662,13 +679,16 @@ class NodeFitEngine:
 
     def _summary(
         self, cluster: ClusterInfo, shape: PodShape
-    ) -> tuple[ClusterSummary, dict[str, tuple[str, int]]] | None:
-        """The cluster's summary and the node filters' rejections, when the summary can answer
-        for ``shape`` exactly and cheaply: it summarises the cluster's nodes, the node plugins
-        read only resources (one fit plugin, so each reason has one author), every Ready node
-        is eligible, the nodes fall into few enough resource states (``summary_max_states``),
-        and no index of the shape is kept for the cluster (updating one costs only the
-        nodes that changed)."""
+    ) -> tuple[ClusterSummary, dict[int, int], frozenset[str] | None, dict[str, tuple[str, int]]] | None:
+        """``(summary, counts, only, rejected)`` when the cluster's summary can answer for
+        ``shape`` exactly and cheaply: it summarises the cluster's nodes, the node plugins read
+        only resources (one fit plugin, so each reason has one author), the nodes fall into few
+        enough resource states (``summary_max_states``), and no index of the shape is kept for
+        the cluster (updating one costs only the nodes that changed). ``counts`` are the Ready
+        nodes per resource state the shape may use: the summary's own when every Ready node is
+        eligible (``only`` None), else those of the eligible nodes ``only`` (a node selector,
+        affinity or taints leave some out; see :meth:`_eligible_counts`). ``rejected``: the
+        node filters' rejections."""
         summary = cluster.summary
         if (
             summary is None
@@ -686,28 +706,82 @@ class NodeFitEngine:
                     return None
                 del indexes[shape.key]  # scored under an old epoch: the summary answers, no rebuild
         names, rejected = self.eligible(cluster, shape)
-        if len(names) != summary.ready:
-            return None
-        return summary, rejected
+        if len(names) == summary.ready:
+            return summary, summary.counts, None, rejected
+        only = self._eligible_set(cluster, shape, names)
+        return summary, self._eligible_counts(summary, cluster, shape, only), only, rejected
+
+    def _eligible_set(self, cluster: ClusterInfo, shape: PodShape, names: Sequence[str]) -> frozenset[str]:
+        """:meth:`eligible`'s names as a set, kept beside them (one object per static lineage)."""
+        key = (self._static_token, "eligible-set", shape.constraint_key)
+        memo = cluster.static_memo
+        only: frozenset[str] | None = memo.get(key)
+        if only is None:
+            only = frozenset(names)
+            _remember(memo, key, only)
+        return only
+
+    def _eligible_counts(
+        self, summary: ClusterSummary, cluster: ClusterInfo, shape: PodShape, only: frozenset[str]
+    ) -> dict[int, int]:
+        """The eligible nodes ``only`` per resource state, kept in the summary's log per node
+        constraint (shared by every shape with the same selector, affinity and tolerations,
+        and across score epochs) and brought up to date from the changed nodes; counted from
+        the nodes the first time, after the eligible set changed (labels or taints moved), or
+        when the log cannot tell. The caller reads it at once (a kept one moves on in place)."""
+        log = summary.log
+        key = ("eligible", shape.constraint_key)
+        kept: _Eligible | None = None
+        if log is not None:
+            kept = log.aggregates.pop(key, None)  # re-inserted below: least recently used first
+            if kept is not None and kept.only is only:
+                changes = log.since(kept.seq, summary.seq)
+                if changes is not None:
+                    counts = kept.counts
+                    for change in changes:
+                        for node, sign in change:
+                            if node.name in only:
+                                rid = node.resource_id
+                                n = counts.get(rid, 0) + sign
+                                if n:
+                                    counts[rid] = n
+                                else:
+                                    del counts[rid]
+                    kept.seq = summary.seq
+                    log.aggregates[key] = kept
+                    return counts
+        fresh: dict[int, int] = {}
+        nodes = cluster.nodes
+        for name in only:
+            rid = nodes[name].resource_id
+            fresh[rid] = fresh.get(rid, 0) + 1
+        if log is not None:
+            newer = kept is not None and kept.only is only and kept.seq > summary.seq
+            while len(log.aggregates) >= _INDEX_LIMIT:
+                del log.aggregates[next(iter(log.aggregates))]
+            log.aggregates[key] = kept if newer else _Eligible(summary.seq, only, dict(fresh))
+        return fresh
 
     def _summary_verdict(self, cluster: ClusterInfo, shape: PodShape) -> Verdict | None:
         usable = self._summary(cluster, shape)
         if usable is None:
             return None
-        summary, rejected = usable
-        room = self._room(summary, shape)
+        summary, counts, only, rejected = usable
+        room = self._room(summary, shape, counts)
         if room is not None:
             available, best = room
             return Verdict(min(available, UNBOUNDED), best, {r: n for r, (_, n) in rejected.items()})
-        agg = self._aggregate(summary, shape)
+        agg = self._aggregate(summary, shape, counts, only)
         if agg.scores:
             best = max(agg.scores)
             return Verdict(min(agg.available, UNBOUNDED), best, {r: n for r, (_, n) in rejected.items()})
         fit = _no_room(rejected, agg.short, agg.plugins)
         return Verdict(0, None, fit.node_reasons, fit.reason, fit.plugin)
 
-    def _room(self, summary: ClusterSummary, shape: PodShape) -> tuple[int, float] | None:
-        """The pods of ``shape`` the summary's nodes can take and the best score of a node with
+    def _room(
+        self, summary: ClusterSummary, shape: PodShape, counts: dict[int, int]
+    ) -> tuple[int, float] | None:
+        """The pods of ``shape`` the ``counts`` nodes can take and the best score of a node with
         room, when some node has room and no aggregate of the shape is kept for the summary's
         lineage (that one is brought up to date from the changed states instead); else None.
 
@@ -720,7 +794,6 @@ class NodeFitEngine:
         log = summary.log
         if log is not None and (self.token, shape.key) in log.aggregates:
             return None
-        counts = summary.counts
         columns = self._columns.get(shape.key)
         if columns is None:
             columns = self._columns[shape.key] = ({}, {})
@@ -739,10 +812,13 @@ class NodeFitEngine:
             return None
         return available, max(itertools.compress(map(scores.__getitem__, counts), room))
 
-    def _aggregate(self, summary: ClusterSummary, shape: PodShape) -> _Aggregate:
-        """The shape's :class:`_Aggregate` over ``summary``: kept in the summary's log and brought
-        up to it from the node states that changed since (O(changed nodes)); computed from every
-        state of the summary the first time, or when the log cannot tell."""
+    def _aggregate(
+        self, summary: ClusterSummary, shape: PodShape, counts: dict[int, int], only: frozenset[str] | None
+    ) -> _Aggregate:
+        """The shape's :class:`_Aggregate` over the ``counts`` nodes of ``summary`` (the eligible
+        ``only``, or None: every Ready node): kept in the summary's log and brought up to it from
+        the node states that changed since (O(changed nodes)); computed from every state the
+        first time, when the eligible set changed, or when the log cannot tell."""
         shared = self.shared_entries(shape)
         assert shared is not None  # (the summary answers only for plugins reading resources)
         node_entry = self.node_entry
@@ -751,23 +827,25 @@ class NodeFitEngine:
         kept: _Aggregate | None = None
         if log is not None:
             kept = log.aggregates.pop(key, None)  # re-inserted below: least recently used first
-            if kept is not None:
+            if kept is not None and kept.only is only:
                 changes = log.since(kept.seq, summary.seq)
                 if changes is not None:
                     kept.add(
-                        (node_entry(shape, node, shared), sign) for change in changes for node, sign in change
+                        (node_entry(shape, node, shared), sign)
+                        for change in changes
+                        for node, sign in change
+                        if only is None or node.name in only
                     )
                     kept.seq = summary.seq
                     log.aggregates[key] = kept
                     return kept
-        agg = _Aggregate(summary.seq)
+        agg = _Aggregate(summary.seq, only)
         nodes = summary.nodes
         agg.add(
-            (shared.get(rid) or node_entry(shape, nodes[rid], shared), count)
-            for rid, count in summary.counts.items()
+            (shared.get(rid) or node_entry(shape, nodes[rid], shared), count) for rid, count in counts.items()
         )
         if log is not None:
-            newer = kept is not None and kept.seq > summary.seq  # asked about an older summary
+            newer = kept is not None and kept.only is only and kept.seq > summary.seq  # an older summary
             while len(log.aggregates) >= _INDEX_LIMIT:
                 del log.aggregates[next(iter(log.aggregates))]
             log.aggregates[key] = kept if newer else agg

@@ -53,7 +53,9 @@ operation = st.one_of(
     st.tuples(st.just("assume"), st.integers(0, NODES - 1), requests),
     st.tuples(st.just("forget"), st.integers(0, 30), st.just({})),
     st.tuples(st.just("resize"), st.integers(0, NODES - 1), st.just({})),
-    st.tuples(st.just("query"), st.integers(0, len(SHAPES) - 1), st.just({})),
+    st.tuples(st.just("relabel"), st.integers(0, NODES - 1), st.just({})),
+    st.tuples(st.just("readiness"), st.integers(0, NODES - 1), st.just({})),
+    st.tuples(st.just("query"), st.integers(0, len(SHAPES)), st.just({})),
 )
 
 
@@ -96,6 +98,15 @@ def play(cache: SchedulerCache, ops: list[tuple[str, int, dict[str, int]]]) -> I
         elif op == "resize":
             old = cache.cluster("c").nodes[f"n{arg}"]
             cache.upsert_node("c", replace(old, allocatable={**old.allocatable, "cpu": 8000}, gpu_free=None))
+        elif op == "relabel":  # in or out of pool x: the eligible nodes of a selector change
+            old = cache.cluster("c").nodes[f"n{arg}"]
+            labels = {k: v for k, v in old.labels.items() if k != "pool"}
+            if "pool" not in old.labels:
+                labels["pool"] = "x"
+            cache.upsert_node("c", replace(old, labels=labels))
+        elif op == "readiness":
+            old = cache.cluster("c").nodes[f"n{arg}"]
+            cache.upsert_node("c", replace(old, ready=not old.ready))
         yield cache.snapshot().clusters["c"]
 
 
@@ -109,7 +120,7 @@ def test_incremental_index_equals_full_scan(ops: list[tuple[str, int, dict[str, 
     for info, (op, arg, _) in zip(play(cache, ops), ops, strict=True):
         history.append(info)
         if op == "query":
-            shape = SHAPES[arg]
+            shape = SHAPES[arg % len(SHAPES)]
             same(engine.shape_fit(info, shape), scratch(engine, info, shape))
     final = history[-1]
     for shape in SHAPES:
@@ -160,8 +171,15 @@ def test_least_recently_used_index_is_dropped(monkeypatch: pytest.MonkeyPatch) -
 
 
 def uniform_cluster() -> ClusterInfo:
-    """Nodes in few resource states, so the cluster's summary answers for it."""
-    return cluster("c", [node(f"n{i}", gpus=(8, 8, 8, 4)[i % 4], cpu=64_000) for i in range(12)])
+    """Nodes in few resource states, so the cluster's summary answers for it; a third of them in
+    pool x (SHAPES[4] selects it: the summary answers from those nodes' counts)."""
+    return cluster(
+        "c",
+        [
+            node(f"n{i}", gpus=(8, 8, 8, 4)[i % 4], cpu=64_000, labels={"pool": "x"} if i % 3 == 0 else {})
+            for i in range(12)
+        ],
+    )
 
 
 def same_verdict(engine: NodeFitEngine, info: ClusterInfo, shape: PodShape) -> None:
@@ -189,7 +207,7 @@ def test_summary_aggregates_updated_from_changes_equal_a_fresh_pass(
     cache = SchedulerCache()
     cache.update_cluster(uniform_cluster())
     history = [cache.snapshot().clusters["c"]]
-    shapes = [*SHAPES[:4], NO_ROOM]  # no node selector: every Ready node eligible
+    shapes = [*SHAPES, NO_ROOM]  # SHAPES[4]: the eligible nodes' counts (pool x)
     for info, (op, arg, _) in zip(play(cache, ops), ops, strict=True):
         history.append(info)
         if op == "query":
@@ -205,7 +223,8 @@ def test_summary_answers_room_from_columns_and_keeps_aggregates_for_no_room() ->
     engine = Scheduler().engine
     first = cache.cluster("c")
     assert first.summary is not None and first.summary.log is not None
-    assert engine._summary(first, SHAPES[0]) is not None  # the summary answers here
+    usable = engine._summary(first, SHAPES[0])
+    assert usable is not None and usable[2] is None  # the summary answers here, from every node
     same_verdict(engine, first, SHAPES[0])  # room: summed from the shape's columns, nothing kept
     assert first.summary.log.aggregates == {}
     same_verdict(engine, first, NO_ROOM)  # no room: the aggregate, which also counts why
@@ -216,6 +235,44 @@ def test_summary_answers_room_from_columns_and_keeps_aggregates_for_no_room() ->
     assert second.summary.log is first.summary.log and second.summary.seq == first.summary.seq + 1
     same_verdict(engine, second, NO_ROOM)
     assert list(second.summary.log.aggregates.values()) == [agg] and agg.seq == second.summary.seq
+
+
+def test_summary_answers_a_node_selector_from_the_eligible_nodes_counts() -> None:
+    cache = SchedulerCache()
+    cache.update_cluster(uniform_cluster())
+    engine = Scheduler().engine
+    first = cache.cluster("c")
+    usable = engine._summary(first, SHAPES[4])
+    assert usable is not None and usable[2] == {"n0", "n3", "n6", "n9"}  # pool x
+    same_verdict(engine, first, SHAPES[4])
+    cache.add_pod("c", PodInfo("p", "n3", {"cpu": 1000, GPU_RESOURCE: 4}))  # n3 (4 GPUs) is full
+    full = cache.cluster("c")
+    same_verdict(engine, full, SHAPES[4])
+    old = cache.cluster("c").nodes["n1"]
+    cache.upsert_node("c", replace(old, labels={**old.labels, "pool": "x"}))  # n1 joins pool x
+    relabelled = cache.cluster("c")
+    usable = engine._summary(relabelled, SHAPES[4])
+    assert usable is not None and "n1" in usable[2]
+    same_verdict(engine, relabelled, SHAPES[4])
+    # 2-GPU pods: n0, n6, n9 (8 GPUs) 4 each, n3 (4 GPUs) 2, then none on n3, then n1 (8 GPUs) 4 more
+    assert [engine.verdict(info, SHAPES[4]).available for info in (first, full, relabelled)] == [14, 12, 16]
+
+
+def test_selector_aggregate_recounted_when_the_eligible_nodes_change() -> None:
+    cache = SchedulerCache()
+    cache.update_cluster(uniform_cluster())
+    engine = Scheduler().engine
+    for name, gpus in (("n0", 8), ("n3", 4), ("n6", 8), ("n9", 8)):  # pool x full
+        cache.add_pod("c", PodInfo(f"p-{name}", name, {"cpu": 1000, GPU_RESOURCE: gpus}))
+    full = cache.cluster("c")
+    assert engine.verdict(full, SHAPES[4]).available == 0  # no room: kept as an aggregate
+    assert full.summary is not None and full.summary.log is not None
+    assert (engine.token, SHAPES[4].key) in full.summary.log.aggregates
+    old = full.nodes["n1"]
+    cache.upsert_node("c", replace(old, labels={**old.labels, "pool": "x"}))  # n1 joins pool x
+    relabelled = cache.cluster("c")
+    same_verdict(engine, relabelled, SHAPES[4])
+    assert engine.verdict(relabelled, SHAPES[4]).available == 4
 
 
 def test_summary_log_forgets_old_changes_and_branches() -> None:
