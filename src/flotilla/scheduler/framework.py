@@ -146,7 +146,11 @@ class NodeFilterPlugin(Plugin, Protocol):
     A plugin may define ``reads_node_metadata_only(shape) -> bool``: True when its verdict on
     a node for ``shape`` reads nothing but the node's labels, taints and readiness. When every
     node filter of a profile says so for a shape, the filters run once per distinct set of
-    them in a cluster instead of once per node.
+    them in a cluster instead of once per node. A plugin may also define
+    ``node_label_keys(shape) -> Collection[str] | None``: the only label keys that verdict
+    reads (None: it does not say). When every filter names them, nodes are grouped by those
+    labels alone: real nodes carry labels of their own (``kubernetes.io/hostname``), which
+    would otherwise make every node a group.
     """
 
     def node_filter(self, shape: PodShape, node: NodeInfo) -> str | None: ...

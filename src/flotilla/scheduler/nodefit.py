@@ -19,7 +19,7 @@ import bisect
 import itertools
 import operator
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -409,27 +409,40 @@ def _no(shape: PodShape) -> bool:
     return False
 
 
-_NODE_GROUPS = ("node-groups",)
+def _unnamed(shape: PodShape) -> None:
+    return None
 
 
-def _node_groups(cluster: ClusterInfo) -> list[tuple[NodeInfo, list[str]]]:
-    """The cluster's nodes grouped by readiness, labels and taints: one node of each group and
-    the group's names, groups in order of their first name (kept in ``static_memo``, which
-    the cache renews when any of these or the node set changes)."""
+_SORTED_NAMES = ("sorted-node-names",)
+
+
+def _node_groups(cluster: ClusterInfo, keys: tuple[str, ...] | None) -> list[tuple[NodeInfo, list[str]]]:
+    """The cluster's nodes grouped by readiness, labels (only ``keys``, unless None) and taints:
+    one node of each group and the group's names, groups in order of their first name (kept in
+    ``static_memo``, which the cache renews when any of these or the node set changes)."""
     memo = cluster.static_memo
-    groups: list[tuple[NodeInfo, list[str]]] | None = memo.get(_NODE_GROUPS)
+    groups: list[tuple[NodeInfo, list[str]]] | None = memo.get(("node-groups", keys))
     if groups is None:
         by: dict[Any, tuple[NodeInfo, list[str]]] = {}
         nodes = cluster.nodes
-        for name in sorted(nodes):
+        names: list[str] | None = memo.get(_SORTED_NAMES)
+        if names is None:
+            names = memo[_SORTED_NAMES] = sorted(nodes)
+        for name in names:
             node = nodes[name]
-            key = (node.ready, tuple(node.labels.items()), node.taints)
+            labels = node.labels
+            key = (
+                node.ready,
+                tuple(labels.items()) if keys is None else tuple(map(labels.get, keys)),
+                node.taints,
+            )
             group = by.get(key)
             if group is None:
                 by[key] = (node, [name])
             else:
                 group[1].append(name)
-        groups = memo[_NODE_GROUPS] = list(by.values())
+        groups = list(by.values())
+        _remember(memo, ("node-groups", keys), groups)
     return groups
 
 
@@ -511,8 +524,15 @@ class NodeFitEngine:
         rejected: dict[str, tuple[str, int]] = {}
         groups: Iterable[tuple[NodeInfo, Sequence[str]]]
         if all(getattr(f, "reads_node_metadata_only", _no)(shape) for f in self.filters):
-            # The filters read labels, taints and readiness only: once per distinct set of them.
-            groups = _node_groups(cluster)
+            # The filters read labels, taints and readiness only: once per distinct set of them
+            # (of the labels they name, when each names them).
+            named: list[Collection[str] | None] = [
+                getattr(f, "node_label_keys", _unnamed)(shape) for f in self.filters
+            ]
+            keys = None
+            if all(some is not None for some in named):
+                keys = tuple(sorted({k for some in named if some is not None for k in some}))
+            groups = _node_groups(cluster, keys)
         else:
             groups = ((cluster.nodes[name], (name,)) for name in sorted(cluster.nodes))
         for node, members in groups:  # in order of their first node's name

@@ -301,6 +301,14 @@ class _PerNode:
         return self.inner.node_filter(shape, node)  # type: ignore[no-any-return]
 
 
+class _AllLabels(_PerNode):
+    """A node filter reading node metadata that does not name the labels it reads: the engine
+    groups nodes by all their labels."""
+
+    def reads_node_metadata_only(self, shape: PodShape) -> bool:
+        return self.inner.reads_node_metadata_only(shape)  # type: ignore[no-any-return]
+
+
 ELIGIBILITY_SHAPES = [
     *SHAPES,
     Component("f", 1, {"cpu": 1000}, tolerations=[Toleration(key="dedicated", operator="Exists")]).shape,
@@ -316,6 +324,12 @@ ELIGIBILITY_SHAPES = [
         {"cpu": 1000},
         node_affinity=[{"matchExpressions": [{"key": "pool", "operator": "NotIn", "values": ["y"]}]}],
     ).shape,
+    Component(
+        "i",
+        1,
+        {"cpu": 1000},
+        node_affinity=[{"matchExpressions": [{"key": "pool", "operator": "DoesNotExist"}]}],
+    ).shape,
 ]
 
 
@@ -330,16 +344,32 @@ def test_eligibility_by_node_group_equals_node_by_node(specs: list[tuple[str | N
     for i, (pool, tainted, ready) in enumerate(specs):
         n = node(
             f"n{i}",
-            labels={"pool": pool} if pool else {},
+            # Every real node has a label of its own: grouping must read only the named labels.
+            labels={"kubernetes.io/hostname": f"n{i}", **({"pool": pool} if pool else {})},
             taints=[Taint("dedicated", "gpu")] if tainted else [],
         )
         nodes.append(replace(n, ready=ready))
     grouped = Scheduler().engine
     per_node = Scheduler().engine
     per_node.filters = tuple(_PerNode(f) for f in per_node.filters)
+    all_labels = Scheduler().engine
+    all_labels.filters = tuple(_AllLabels(f) for f in all_labels.filters)
     for shape in ELIGIBILITY_SHAPES:
         info = cluster("c", nodes)
         want = per_node.eligible(info, shape)
-        got = grouped.eligible(cluster("c", nodes), shape)
-        assert got == want
-        assert list(got[1]) == list(want[1])  # reasons in the same order
+        for engine in (grouped, all_labels):
+            got = engine.eligible(cluster("c", nodes), shape)
+            assert got == want
+            assert list(got[1]) == list(want[1])  # reasons in the same order
+
+
+def test_nodes_grouped_by_the_labels_the_filters_name() -> None:
+    nodes = [
+        node(f"n{i}", labels={"kubernetes.io/hostname": f"n{i}", "pool": "xy"[i % 2]}) for i in range(10)
+    ]
+    info = cluster("c", nodes)
+    engine = Scheduler().engine
+    engine.eligible(info, SHAPES[0])  # no selector: no label read
+    engine.eligible(info, SHAPES[4])  # pool
+    assert len(info.static_memo[("node-groups", ())]) == 1
+    assert len(info.static_memo[("node-groups", ("pool",))]) == 2

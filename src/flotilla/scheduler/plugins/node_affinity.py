@@ -35,6 +35,14 @@ class NodeAffinityPlugin:
         """Labels only, unless a term matches the node's name (``matchFields``)."""
         return not any(term.get("matchFields") for term in shape.affinity_terms)
 
+    def node_label_keys(self, shape: PodShape) -> frozenset[str]:
+        """The keys of the node selector and of the affinity's ``matchExpressions``."""
+        keys = {k for k, _ in shape.node_selector}
+        keys.update(
+            str(e["key"]) for term in shape.affinity_terms for e in term.get("matchExpressions") or ()
+        )
+        return frozenset(keys)
+
     def node_filter(self, shape: PodShape, node: NodeInfo) -> str | None:
         labels = node.labels
         ok = all(labels.get(k) == v for k, v in shape.node_selector) and match_node_selector_terms(

@@ -15,6 +15,9 @@ class NodeTaintTolerationPlugin:
     def reads_node_metadata_only(self, shape: PodShape) -> bool:
         return True
 
+    def node_label_keys(self, shape: PodShape) -> frozenset[str]:
+        return frozenset()  # taints only
+
     def node_filter(self, shape: PodShape, node: NodeInfo) -> str | None:
         if not node.taints:
             return None
