@@ -82,7 +82,7 @@ def make_node(rng: random.Random, name: str) -> NodeInfo:
             "memory": mem * used_gpus // (gpus * 2),
             "pods": used_gpus,
         },
-        labels={GPU_PRODUCT_LABEL: model, GPU_MEMORY_LABEL: str(gpu_mem)},
+        labels={GPU_PRODUCT_LABEL: model, GPU_MEMORY_LABEL: str(gpu_mem), "kubernetes.io/hostname": name},
         gpu_free=tuple(devices),
     )
 
