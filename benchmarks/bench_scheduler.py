@@ -21,6 +21,9 @@ bounded and with every cluster.
     .venv/bin/python benchmarks/bench_scheduler.py --quick    # seconds, for CI
     .venv/bin/python benchmarks/bench_scheduler.py --clusters 5000 --decisions 1000
 
+The process runs with the operator's garbage-collector thresholds (``FLOTILLA_GC_THRESHOLD``,
+set at start; ``FLOTILLA_GC_THRESHOLD=python`` measures with the interpreter's own).
+
 Each decision is instrumented as the operator ships it (``flotilla.metrics.SchedulerObserver``:
 the algorithm timed, every plugin call timed on one attempt in ten); ``--bare`` leaves the
 metrics out, to measure what they cost.
@@ -38,6 +41,7 @@ import time
 from bench_inventory_memory import rss_mib
 from flotilla.controllers.profile import default_scheduler
 from flotilla.controllers.scheduling import explanation_clusters
+from flotilla.gcsettings import apply_threshold
 from flotilla.metrics import SchedulerObserver
 from flotilla.scheduler import (
     GPU_MEMORY_LABEL,
@@ -228,6 +232,8 @@ def main() -> None:
     parser.add_argument("--clusters", type=int, help="one fleet of this many clusters instead of the plan")
     parser.add_argument("--decisions", type=int, default=1000, help="queue length with --clusters")
     args = parser.parse_args()
+    # As the operator does at start: its garbage-collector thresholds (FLOTILLA_GC_THRESHOLD).
+    threshold = apply_threshold()
     if args.clusters:
         plan = [(args.clusters, args.decisions)]
     elif args.quick:
@@ -265,6 +271,10 @@ def main() -> None:
     print(
         "cache MiB = RSS growth while the fleet is loaded into the SchedulerCache; "
         "index MiB = RSS growth while the queue runs (indexes, views, reservations)."
+    )
+    print(
+        f"garbage-collector thresholds {','.join(map(str, threshold))}, as the operator sets them "
+        "(FLOTILLA_GC_THRESHOLD; 'python' keeps the interpreter's 700,10,10)"
     )
     print(
         "bare: no metrics"

@@ -38,6 +38,8 @@ Settings (environment):
   this long;
 * ``FLOTILLA_EXPLANATION_CLUSTERS`` (default 20) - clusters a binding's ``status.explanation``
   lists at most (see :func:`flotilla.controllers.scheduling.explanation_dict`);
+* ``FLOTILLA_GC_THRESHOLD`` (default ``50000,20,10``; ``python`` keeps the interpreter's
+  ``700,10,10``) - the garbage collector's thresholds, set at start (see :mod:`flotilla.gcsettings`);
 * ``FLOTILLA_LEADER_ELECT`` (default ``false``; the Helm chart sets ``true``) - leader election
   with a coordination.k8s.io Lease (see :class:`flotilla.leader.ElectionSettings`): one active
   replica, the others keep their caches warm and take over when its Lease lapses;
@@ -74,6 +76,7 @@ from flotilla.controllers.hub_watch import HubWatch
 from flotilla.controllers.members import MemberController
 from flotilla.controllers.profile import default_scheduler, learning_from_env
 from flotilla.controllers.runtime import FLEET_SYNC_TIMEOUT, Runtime
+from flotilla.gcsettings import apply_threshold
 from flotilla.hubhold import HubHold
 from flotilla.interpreter import InterpreterRegistry
 from flotilla.leader import ElectionSettings, env_bool, kube_lease_client
@@ -223,6 +226,7 @@ async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any
     )
     webhook = WebhookSettings.from_env()
     learning = learning_from_env()  # a bad value is an error here, naming its variable
+    logger.info("garbage-collector thresholds %s (FLOTILLA_GC_THRESHOLD)", apply_threshold())
     hub_api = await asyncio.to_thread(_hub_client)
     lock = threading.RLock()
     cache = SchedulerCache()
