@@ -190,13 +190,19 @@ class Explanation:
         selected clusters and the first rejected ones by name. The rest are counted under ``omitted``
         (feasible and rejected), ``rejections`` counts every rejected cluster per plugin and
         reason, and ``selected`` lists the first ``max_clusters`` (``selectedCount``: all)."""
-        names = set(self.statuses) | set(self.available) | set(self.scores)
+        statuses, available = self.statuses, self.available
+        # The clusters considered, counted with set operations on the maps' keys (at thousands
+        # of clusters, building the set of every name costs more than the bounded entries).
+        outside = statuses.keys() - available.keys()
+        outside.update(self.scores.keys() - available.keys())
+        considered = len(available) + len(outside)
         out: dict[str, Any] = {
             "workload": self.workload,
             "mode": self.mode,
             "affinityTerm": self.affinity_term,
         }
-        if max_clusters is None or len(names) <= max_clusters:
+        if max_clusters is None or considered <= max_clusters:
+            names = available.keys() | outside
             out["clusters"] = [self.cluster(n) for n in sorted(names)]
             out["selected"] = list(self.selected)
             out["notes"] = list(self.notes)
@@ -207,15 +213,17 @@ class Explanation:
                 break
             keep.add(name)
         if len(keep) < max_clusters:
-            keep.update(heapq.nsmallest(max_clusters - len(keep), self.statuses.keys() - keep))
+            keep.update(heapq.nsmallest(max_clusters - len(keep), statuses.keys() - keep))
         rejections: dict[tuple[str, str], int] = {}
-        for status in self.statuses.values():
+        for status in statuses.values():
             key = (status.plugin or "", "; ".join(status.reasons))
             rejections[key] = rejections.get(key, 0) + 1
         out["clusters"] = [self.cluster(n) for n in sorted(keep)]
-        out["omitted"] = {
-            "feasible": sum(1 for n in names - keep if n not in self.statuses),
-            "rejected": sum(1 for n in self.statuses if n not in keep),
+        listed = [n for n in keep if n in available or n in outside]
+        listed_rejected = sum(1 for n in listed if n in statuses)
+        out["omitted"] = {  # (every rejected cluster is a considered one)
+            "feasible": considered - len(statuses) - (len(listed) - listed_rejected),
+            "rejected": len(statuses) - listed_rejected,
         }
         out["rejections"] = [
             {"plugin": plugin, "reason": reason, "clusters": n}

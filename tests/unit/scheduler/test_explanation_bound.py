@@ -4,7 +4,7 @@ plugin and reason."""
 
 from __future__ import annotations
 
-from sched_fixtures import cluster, node, workload
+from sched_fixtures import DIVIDED_AGGREGATED, cluster, node, workload
 
 from flotilla.scheduler import GPU_PRODUCT_LABEL, GPU_RESOURCE, Scheduler, SchedulerCache
 
@@ -67,3 +67,27 @@ def test_bounded_lists_placed_then_best_ranked_then_rejected_and_counts_the_rest
     assert set(feasible) <= set(listed)
     assert set(listed) - set(feasible) == set(sorted(rejected)[:6])
     assert many["omitted"] == {"feasible": 0, "rejected": 15}
+
+
+def test_omitted_counts_match_the_full_list_with_clusters_rejected_before_node_fit() -> None:
+    """Clusters a cluster filter rejects have no node-level entry: counted all the same."""
+    cache = SchedulerCache()
+    for i in range(12):
+        cache.update_cluster(
+            cluster(f"m{i:02d}", [node(f"m{i:02d}-n0", gpus=8, used_gpus=8 if i % 4 == 3 else 0)])
+        )
+    names = [f"m{i:02d}" for i in range(9)]  # three more clusters out of the affinity
+    placement = {**DIVIDED_AGGREGATED, "clusterAffinity": {"clusterNames": names}}
+    outcome = Scheduler().schedule(cache.snapshot(), workload({"cpu": 1000, GPU_RESOURCE: 1}, 2, placement))
+    assert outcome.ok
+    expl = outcome.explanation
+    full = expl.to_dict()
+    assert len(full["clusters"]) == 12
+    assert sum(1 for c in full["clusters"] if "available" not in c) == 3  # not node-checked
+    for bound in range(1, 12):
+        bounded = expl.to_dict(bound)
+        listed = {c["cluster"] for c in bounded["clusters"]}
+        assert bounded["omitted"] == {
+            "feasible": sum(1 for c in full["clusters"] if c["feasible"] and c["cluster"] not in listed),
+            "rejected": sum(1 for c in full["clusters"] if not c["feasible"] and c["cluster"] not in listed),
+        }
