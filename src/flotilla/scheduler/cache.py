@@ -77,6 +77,34 @@ class _ClusterEntry:
     reserved: dict[str, list[tuple[str, PodAssignment]]] = field(default_factory=dict)
 
 
+def _with_requests(
+    base: NodeInfo, start: NodeInfo, requests: Iterable[tuple[Mapping[str, int], Iterable[int]]]
+) -> NodeInfo:
+    """``start`` (``base`` or a state folded from it) with ``requests`` taken in order: each
+    adds its non-GPU amounts and a pod to ``used`` and takes its GPUs (``preferred`` devices
+    first, see :func:`~flotilla.scheduler.snapshot.take_devices`)."""
+    used = dict(start.used)
+    devices = list(start.devices)
+    counts_pods = "pods" in base.allocatable
+    for req, preferred in requests:
+        for res, amount in req.items():
+            if res not in (GPU_RESOURCE, GPU_MILLI_RESOURCE):
+                used[res] = used.get(res, 0) + amount
+        if counts_pods:
+            used["pods"] = used.get("pods", 0) + 1
+        take_devices(devices, req.get(GPU_RESOURCE, 0), req.get(GPU_MILLI_RESOURCE, 0), preferred)
+    # (The constructor, not dataclasses.replace: this runs for every node each decision changes.)
+    return NodeInfo(
+        name=base.name,
+        allocatable=base.allocatable,
+        used=used,
+        labels=base.labels,
+        taints=base.taints,
+        gpu_free=tuple(devices),
+        ready=base.ready,
+    )
+
+
 class SchedulerCache:
     """Cluster inventories + reservations, handing out cheap immutable snapshots.
 
@@ -126,32 +154,30 @@ class SchedulerCache:
         reserved = entry.reserved.get(name, [])
         if not pods and not reserved:
             return base
-        used = dict(base.used)
-        devices = list(base.devices)
         requests: list[tuple[Mapping[str, int], Iterable[int]]] = [
             (p.requests, p.gpu_devices or ()) for p in pods.values()
         ]
         requests += [(a.requests, a.gpu_devices) for _, a in reserved]
-        for req, preferred in requests:
-            for res, amount in req.items():
-                if res not in (GPU_RESOURCE, GPU_MILLI_RESOURCE):
-                    used[res] = used.get(res, 0) + amount
-            if "pods" in base.allocatable:
-                used["pods"] = used.get("pods", 0) + 1
-            take_devices(devices, req.get(GPU_RESOURCE, 0), req.get(GPU_MILLI_RESOURCE, 0), preferred)
-        # (The constructor, not dataclasses.replace: this runs for every node each decision changes.)
-        return NodeInfo(
-            name=base.name,
-            allocatable=base.allocatable,
-            used=used,
-            labels=base.labels,
-            taints=base.taints,
-            gpu_free=tuple(devices),
-            ready=base.ready,
+        return _with_requests(base, base, requests)
+
+    def _node_plus(self, entry: _ClusterEntry, name: str, prev: NodeInfo, added: int) -> NodeInfo:
+        """:meth:`_node_effective` of a node whose last ``added`` reservations were just appended,
+        from its previous effective state ``prev``: the same fold, its last steps only."""
+        reserved = entry.reserved[name]
+        return _with_requests(
+            entry.base_nodes[name], prev, [(a.requests, a.gpu_devices) for _, a in reserved[-added:]]
         )
 
-    def _publish(self, name: str, changed_nodes: Iterable[str] | None, usage_only: bool) -> None:
-        """Rebuild the effective ClusterInfo after a change (``None`` = every node)."""
+    def _publish(
+        self,
+        name: str,
+        changed_nodes: Iterable[str] | None,
+        usage_only: bool,
+        appended: Mapping[str, int] | None = None,
+    ) -> None:
+        """Rebuild the effective ClusterInfo after a change (``None`` = every node). ``appended``:
+        nodes whose only change is that many reservations appended (built from their previous
+        effective state)."""
         entry = self._entries[name]
         old = self._effective.get(name)
         changed: tuple[str, ...] = ()
@@ -168,7 +194,12 @@ class SchedulerCache:
                 if prev is not None:
                     removed.append(prev)
                 if n in entry.base_nodes:
-                    nodes[n] = node = self._node_effective(entry, n)
+                    count = appended.get(n, 0) if appended else 0
+                    if count and prev is not None:
+                        node = self._node_plus(entry, n, prev, count)
+                    else:
+                        node = self._node_effective(entry, n)
+                    nodes[n] = node
                     added.append(node)
                 elif prev is not None:
                     del nodes[n]
@@ -181,8 +212,21 @@ class SchedulerCache:
         else:
             static = old.static_memo if (old is not None and usage_only) else {}
             changes = ChangeLog(version)
-        self._effective[name] = replace(
-            entry.base, nodes=nodes, version=version, static_memo=static, changes=changes, summary=summary
+        base = entry.base
+        self._effective[name] = ClusterInfo(  # (the constructor: dataclasses.replace costs more)
+            name=base.name,
+            nodes=nodes,
+            labels=base.labels,
+            taints=base.taints,
+            ready=base.ready,
+            api_enablements=base.api_enablements,
+            provider=base.provider,
+            region=base.region,
+            zone=base.zone,
+            version=version,
+            static_memo=static,
+            changes=changes,
+            summary=summary,
         )
         self._generation += 1
         self._snapshot = None
@@ -194,7 +238,7 @@ class SchedulerCache:
         self._fleet_log = ChangeLog(self._generation)
 
     def _reserve(self, res: _Reservation, sign: int) -> None:
-        touched: dict[str, set[str]] = {}
+        touched: dict[str, dict[str, int]] = {}  # cluster -> node -> reservations appended
         for pod in res.pods:
             entry = self._entries.get(pod.cluster)
             if entry is None:
@@ -206,9 +250,10 @@ class SchedulerCache:
                 entry.reserved[pod.node] = [(k, p) for k, p in lst if p is not pod]
                 if not entry.reserved[pod.node]:
                     del entry.reserved[pod.node]
-            touched.setdefault(pod.cluster, set()).add(pod.node)
+            per = touched.setdefault(pod.cluster, {})
+            per[pod.node] = per.get(pod.node, 0) + 1
         for cluster, nodes in touched.items():
-            self._publish(cluster, nodes, usage_only=True)
+            self._publish(cluster, nodes, usage_only=True, appended=nodes if sign > 0 else None)
 
     # -- inventory -----------------------------------------------------------------------------
     def update_cluster(self, info: ClusterInfo) -> None:

@@ -1,8 +1,23 @@
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sched_fixtures import cluster, node, workload
 
-from flotilla.scheduler import GPU_RESOURCE, PodInfo, Scheduler, SchedulerCache, ScheduleResult, Unschedulable
+from flotilla.scheduler import (
+    GPU_MILLI_RESOURCE,
+    GPU_RESOURCE,
+    ClusterInfo,
+    PodInfo,
+    Scheduler,
+    SchedulerCache,
+    ScheduleResult,
+    Taint,
+    Unschedulable,
+)
+from flotilla.scheduler.nodefit import PodAssignment
 
 
 class FakeClock:
@@ -143,3 +158,74 @@ def test_update_cluster_keeps_reservations() -> None:
     snap = cache.snapshot()
     assert snap.clusters["c"].labels == {"new": "label"}
     assert snap.clusters["c"].nodes["n0"].free[GPU_RESOURCE] == 0
+
+
+_REQUESTS = [
+    {"cpu": 2000, GPU_RESOURCE: 1},
+    {"cpu": 1000, GPU_MILLI_RESOURCE: 250},
+    {"cpu": 500, GPU_MILLI_RESOURCE: 750},
+    {"cpu": 4000, "memory": 1 << 30},
+]
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["assume", "assume2", "forget", "add", "remove", "resize"]),
+        st.integers(0, 3),
+        st.sampled_from(range(len(_REQUESTS))),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_OPS)
+def test_effective_nodes_equal_a_fold_from_scratch(ops: list[tuple[str, int, int]]) -> None:
+    """A reservation appended is folded onto the node's previous effective state; that equals
+    the fold of the base node, its pods and every reservation from scratch after any events."""
+    cache = SchedulerCache(clock=FakeClock())
+    cache.update_cluster(cluster("c", [node(f"n{i}", gpus=(8, 4, 2, 1)[i]) for i in range(4)]))
+    keys: list[str] = []
+    pods: list[str] = []
+    for i, (op, n, r) in enumerate(ops):
+        req = dict(_REQUESTS[r])
+        if op.startswith("assume"):
+            keys.append(f"w{i}")
+            count = 2 if op == "assume2" else 1  # two pods of one decision on one node
+            cache.assume(f"w{i}", [PodAssignment("c", f"n{n}", "main", req) for _ in range(count)])
+        elif op == "forget" and keys:
+            cache.forget(keys.pop(n % len(keys)))
+        elif op == "add":
+            pods.append(f"p{i}")
+            cache.add_pod("c", PodInfo(f"p{i}", f"n{n}", req))
+        elif op == "remove" and pods:
+            cache.remove_pod("c", pods.pop(n % len(pods)))
+        elif op == "resize":
+            old = cache.cluster("c").nodes[f"n{n}"]
+            cache.upsert_node(
+                "c", replace(old, allocatable={**old.allocatable, "cpu": 16_000}, gpu_free=None)
+            )
+        entry = cache._entries["c"]
+        for name, got in cache.cluster("c").nodes.items():
+            want = cache._node_effective(entry, name)
+            assert (got.used, got.devices, got.free) == (want.used, want.devices, want.free)
+
+
+def test_published_cluster_keeps_every_metadata_field() -> None:
+    """The cache builds each published ClusterInfo field by field: a field it does not know
+    would be dropped, so the field list is pinned here."""
+    managed = {"nodes", "version", "static_memo", "changes", "summary"}
+    metadata = {
+        "name": "c",
+        "labels": {"tier": "gpu"},
+        "taints": (Taint("dedicated", "ml"),),
+        "ready": False,
+        "api_enablements": frozenset({"apps/v1/Deployment"}),
+        "provider": "aws",
+        "region": "eu-west-1",
+        "zone": "eu-west-1a",
+    }
+    assert {f.name for f in fields(ClusterInfo) if f.init} == managed | set(metadata)
+    cache = SchedulerCache()
+    cache.update_cluster(ClusterInfo(nodes={"n0": node("n0")}, **metadata))  # type: ignore[arg-type]
+    cache.assume("w", [PodAssignment("c", "n0", "main", {"cpu": 1000})])
+    published = cache.cluster("c")
+    assert {name: getattr(published, name) for name in metadata} == metadata
