@@ -19,9 +19,9 @@ import bisect
 import itertools
 import operator
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from flotilla.scheduler.framework import (
     DevicePickerPlugin,
@@ -405,6 +405,42 @@ class _Eligible:
         self.counts = counts
 
 
+_Kept = TypeVar("_Kept", _Aggregate, _Eligible)
+
+
+def _in_lineage(
+    summary: ClusterSummary,
+    key: Any,
+    only: frozenset[str] | None,
+    advance: Callable[[_Kept, Iterable[tuple[tuple[NodeInfo, int], ...]]], None],
+    compute: Callable[[], _Kept],
+) -> _Kept:
+    """What is kept under ``key`` in the summary's log (over the nodes ``only``, None: every
+    Ready node), brought up to ``summary`` by ``advance`` from the node changes since its
+    ``seq``; ``compute()`` anew the first time, when the eligible set changed (labels or taints
+    moved), or when the log cannot tell (then kept, unless the one kept is newer: an older
+    summary was asked about). At most ``_INDEX_LIMIT`` are kept per log, least recently used
+    dropped first."""
+    log = summary.log
+    kept: _Kept | None = None
+    if log is not None:
+        kept = log.aggregates.pop(key, None)  # re-inserted below: least recently used first
+        if kept is not None and kept.only is only:
+            changes = log.since(kept.seq, summary.seq)
+            if changes is not None:
+                advance(kept, changes)
+                kept.seq = summary.seq
+                log.aggregates[key] = kept
+                return kept
+    fresh = compute()
+    if log is not None:
+        newer = kept is not None and kept.only is only and kept.seq > summary.seq
+        while len(log.aggregates) >= _INDEX_LIMIT:
+            del log.aggregates[next(iter(log.aggregates))]
+        log.aggregates[key] = kept if newer else fresh
+    return fresh
+
+
 def _no(shape: PodShape) -> bool:
     return False
 
@@ -746,41 +782,30 @@ class NodeFitEngine:
     ) -> dict[int, int]:
         """The eligible nodes ``only`` per resource state, kept in the summary's log per node
         constraint (shared by every shape with the same selector, affinity and tolerations,
-        and across score epochs) and brought up to date from the changed nodes; counted from
-        the nodes the first time, after the eligible set changed (labels or taints moved), or
-        when the log cannot tell. The caller reads it at once (a kept one moves on in place)."""
-        log = summary.log
-        key = ("eligible", shape.constraint_key)
-        kept: _Eligible | None = None
-        if log is not None:
-            kept = log.aggregates.pop(key, None)  # re-inserted below: least recently used first
-            if kept is not None and kept.only is only:
-                changes = log.since(kept.seq, summary.seq)
-                if changes is not None:
-                    counts = kept.counts
-                    for change in changes:
-                        for node, sign in change:
-                            if node.name in only:
-                                rid = node.resource_id
-                                n = counts.get(rid, 0) + sign
-                                if n:
-                                    counts[rid] = n
-                                else:
-                                    del counts[rid]
-                    kept.seq = summary.seq
-                    log.aggregates[key] = kept
-                    return counts
-        fresh: dict[int, int] = {}
-        nodes = cluster.nodes
-        for name in only:
-            rid = nodes[name].resource_id
-            fresh[rid] = fresh.get(rid, 0) + 1
-        if log is not None:
-            newer = kept is not None and kept.only is only and kept.seq > summary.seq
-            while len(log.aggregates) >= _INDEX_LIMIT:
-                del log.aggregates[next(iter(log.aggregates))]
-            log.aggregates[key] = kept if newer else _Eligible(summary.seq, only, dict(fresh))
-        return fresh
+        and across score epochs; see :func:`_in_lineage`). The caller reads it at once (a kept
+        one moves on in place)."""
+
+        def advance(kept: _Eligible, changes: Iterable[tuple[tuple[NodeInfo, int], ...]]) -> None:
+            counts = kept.counts
+            for change in changes:
+                for node, sign in change:
+                    if node.name in only:
+                        rid = node.resource_id
+                        n = counts.get(rid, 0) + sign
+                        if n:
+                            counts[rid] = n
+                        else:
+                            del counts[rid]
+
+        def count() -> _Eligible:
+            counts: dict[int, int] = {}
+            nodes = cluster.nodes
+            for name in only:
+                rid = nodes[name].resource_id
+                counts[rid] = counts.get(rid, 0) + 1
+            return _Eligible(summary.seq, only, counts)
+
+        return _in_lineage(summary, ("eligible", shape.constraint_key), only, advance, count).counts
 
     def _summary_verdict(self, cluster: ClusterInfo, shape: PodShape) -> Verdict | None:
         usable = self._summary(cluster, shape)
@@ -836,40 +861,30 @@ class NodeFitEngine:
         self, summary: ClusterSummary, shape: PodShape, counts: dict[int, int], only: frozenset[str] | None
     ) -> _Aggregate:
         """The shape's :class:`_Aggregate` over the ``counts`` nodes of ``summary`` (the eligible
-        ``only``, or None: every Ready node): kept in the summary's log and brought up to it from
-        the node states that changed since (O(changed nodes)); computed from every state the
-        first time, when the eligible set changed, or when the log cannot tell."""
+        ``only``, or None: every Ready node), kept in the summary's log (:func:`_in_lineage`):
+        O(changed nodes) to bring up to date, O(states) to compute."""
         shared = self.shared_entries(shape)
         assert shared is not None  # (the summary answers only for plugins reading resources)
         node_entry = self.node_entry
-        log = summary.log
-        key = (self.token, shape.key)
-        kept: _Aggregate | None = None
-        if log is not None:
-            kept = log.aggregates.pop(key, None)  # re-inserted below: least recently used first
-            if kept is not None and kept.only is only:
-                changes = log.since(kept.seq, summary.seq)
-                if changes is not None:
-                    kept.add(
-                        (node_entry(shape, node, shared), sign)
-                        for change in changes
-                        for node, sign in change
-                        if only is None or node.name in only
-                    )
-                    kept.seq = summary.seq
-                    log.aggregates[key] = kept
-                    return kept
-        agg = _Aggregate(summary.seq, only)
-        nodes = summary.nodes
-        agg.add(
-            (shared.get(rid) or node_entry(shape, nodes[rid], shared), count) for rid, count in counts.items()
-        )
-        if log is not None:
-            newer = kept is not None and kept.only is only and kept.seq > summary.seq  # an older summary
-            while len(log.aggregates) >= _INDEX_LIMIT:
-                del log.aggregates[next(iter(log.aggregates))]
-            log.aggregates[key] = kept if newer else agg
-        return agg
+
+        def advance(kept: _Aggregate, changes: Iterable[tuple[tuple[NodeInfo, int], ...]]) -> None:
+            kept.add(
+                (node_entry(shape, node, shared), sign)
+                for change in changes
+                for node, sign in change
+                if only is None or node.name in only
+            )
+
+        def compute() -> _Aggregate:
+            agg = _Aggregate(summary.seq, only)
+            nodes = summary.nodes
+            agg.add(
+                (shared.get(rid) or node_entry(shape, nodes[rid], shared), count)
+                for rid, count in counts.items()
+            )
+            return agg
+
+        return _in_lineage(summary, (self.token, shape.key), only, advance, compute)
 
     def shape_fit(self, cluster: ClusterInfo, shape: PodShape) -> ShapeFit:
         """Memoised per cluster version: available pods, ranked candidate nodes and a rejection reason.
