@@ -105,6 +105,25 @@ class _FleetView:
         self.ranking: list[tuple[float, str]] = []
         """``(-node score, name)`` of the clusters that passed, best node score first."""
 
+    def fill(self, checks: Iterable[tuple[str, _Check]]) -> None:
+        """Record every verdict of a new view at once: as :meth:`set` for each on an empty view,
+        sorted once at the end (at thousands of clusters, inserting each into the ranking moved
+        the list over and over)."""
+        feasible, ranking, scores = self.feasible, self.ranking, self.scores
+        for name, check in checks:
+            self.checks[name] = check
+            self.available[name] = check.available
+            if check.status.code is Code.SUCCESS:
+                feasible.append(name)
+                ranking.append((-check.score, name))
+                scores[name] = check.score
+            else:
+                self.statuses[name] = check.status
+                if check.node_reasons is not None:
+                    self.node_reasons[name] = check.node_reasons
+        feasible.sort()
+        ranking.sort()
+
     def set(self, name: str, check: _Check) -> None:
         """Record ``name``'s verdict, replacing its previous one."""
         old = self.checks.get(name)
@@ -573,14 +592,19 @@ class Scheduler:
         engine = self.engine
         fits = {c.name: engine.verdict(cluster, c.shape) for c in comps}
         avail = {name: fit.available for name, fit in fits.items()}
-        best = engine.verdict(cluster, primary).best_score if primary is not None else None
+        if primary is None:
+            best = None
+        elif len(comps) == 1 and comps[0].shape is primary:
+            best = fits[comps[0].name].best_score
+        else:
+            best = engine.verdict(cluster, primary).best_score
         score = best if best is not None else 0.0
         if need is None:
             if comps and not any(avail.values()):
                 fit = fits[comps[0].name]
                 status = Status(Code.UNSCHEDULABLE, (f"cluster(s) had {fit.reason}",), fit.plugin)
                 return _Check(status, avail, fit.node_reasons, score)
-            return _Check(Status(), avail, None, score)
+            return _Check(SUCCESS, avail, None, score)
         for comp in comps:
             wanted = need.get(comp.name, 0)
             if wanted and avail[comp.name] < wanted:
@@ -604,7 +628,7 @@ class Scheduler:
                 reason = "cluster(s) could not bind all required pods on their nodes at once"
                 status = Status(Code.UNSCHEDULABLE, (reason,), node_resources_fit.NAME)
                 return _Check(status, avail, None, score)
-        return _Check(Status(), avail, None, score)
+        return _Check(SUCCESS, avail, None, score)
 
     def _fleet_view(
         self,
@@ -623,19 +647,27 @@ class Scheduler:
         since = None
         if view is not None and view.epoch is snapshot.static_memo:
             since = log.since(view.generation, snapshot.generation)
-        changed: Iterable[str] = snapshot.cluster_names if since is None else since
+        clusters, node_check = snapshot.clusters, self._node_check
         if view is None or since is None:
             view = _FleetView(snapshot.static_memo)
             while len(self._views) >= _VIEW_LIMIT:
                 del self._views[next(iter(self._views))]
-        clusters, node_check = snapshot.clusters, self._node_check
-        for name in changed:
-            cluster = clusters[name]
-            check = cluster.memo.get(key)
-            if check is None:
-                check = node_check(cluster, key, comps, need, primary)
-            if view.checks.get(name) is not check:
-                view.set(name, check)
+            checks: list[tuple[str, _Check]] = []
+            for name in snapshot.cluster_names:
+                cluster = clusters[name]
+                check = cluster.memo.get(key)
+                if check is None:
+                    check = node_check(cluster, key, comps, need, primary)
+                checks.append((name, check))
+            view.fill(checks)
+        else:
+            for name in since:
+                cluster = clusters[name]
+                check = cluster.memo.get(key)
+                if check is None:
+                    check = node_check(cluster, key, comps, need, primary)
+                if view.checks.get(name) is not check:
+                    view.set(name, check)
         view.generation = snapshot.generation
         self._views[key] = view
         return view
