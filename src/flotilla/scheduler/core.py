@@ -105,22 +105,28 @@ class _FleetView:
         self.ranking: list[tuple[float, str]] = []
         """``(-node score, name)`` of the clusters that passed, best node score first."""
 
+    def _record(self, name: str, check: _Check) -> bool:
+        """Store ``name``'s verdict (its previous one already taken out); True when it passed,
+        for the caller to place it in :attr:`feasible` and :attr:`ranking`."""
+        self.checks[name] = check
+        self.available[name] = check.available
+        if check.status.code is Code.SUCCESS:
+            self.scores[name] = check.score
+            return True
+        self.statuses[name] = check.status
+        if check.node_reasons is not None:
+            self.node_reasons[name] = check.node_reasons
+        return False
+
     def fill(self, checks: Iterable[tuple[str, _Check]]) -> None:
         """Record every verdict of a new view at once: as :meth:`set` for each on an empty view,
         sorted once at the end (at thousands of clusters, inserting each into the ranking moved
         the list over and over)."""
-        feasible, ranking, scores = self.feasible, self.ranking, self.scores
+        feasible, ranking = self.feasible, self.ranking
         for name, check in checks:
-            self.checks[name] = check
-            self.available[name] = check.available
-            if check.status.code is Code.SUCCESS:
+            if self._record(name, check):
                 feasible.append(name)
                 ranking.append((-check.score, name))
-                scores[name] = check.score
-            else:
-                self.statuses[name] = check.status
-                if check.node_reasons is not None:
-                    self.node_reasons[name] = check.node_reasons
         feasible.sort()
         ranking.sort()
 
@@ -134,16 +140,9 @@ class _FleetView:
             else:
                 del self.statuses[name]
                 self.node_reasons.pop(name, None)
-        self.checks[name] = check
-        self.available[name] = check.available
-        if check.status.code is Code.SUCCESS:
+        if self._record(name, check):
             bisect.insort(self.feasible, name)
             bisect.insort(self.ranking, (-check.score, name))
-            self.scores[name] = check.score
-        else:
-            self.statuses[name] = check.status
-            if check.node_reasons is not None:
-                self.node_reasons[name] = check.node_reasons
 
 
 Mode = Literal["gang", "gang-multi-cluster", "duplicated", "divided"]
@@ -648,24 +647,20 @@ class Scheduler:
         if view is not None and view.epoch is snapshot.static_memo:
             since = log.since(view.generation, snapshot.generation)
         clusters, node_check = snapshot.clusters, self._node_check
-        if view is None or since is None:
+        checks: list[tuple[str, _Check]] = []
+        for name in snapshot.cluster_names if since is None else since:
+            cluster = clusters[name]
+            check = cluster.memo.get(key)
+            if check is None:
+                check = node_check(cluster, key, comps, need, primary)
+            checks.append((name, check))
+        if view is None or since is None:  # a new view: the loop read every cluster
             view = _FleetView(snapshot.static_memo)
             while len(self._views) >= _VIEW_LIMIT:
                 del self._views[next(iter(self._views))]
-            checks: list[tuple[str, _Check]] = []
-            for name in snapshot.cluster_names:
-                cluster = clusters[name]
-                check = cluster.memo.get(key)
-                if check is None:
-                    check = node_check(cluster, key, comps, need, primary)
-                checks.append((name, check))
             view.fill(checks)
         else:
-            for name in since:
-                cluster = clusters[name]
-                check = cluster.memo.get(key)
-                if check is None:
-                    check = node_check(cluster, key, comps, need, primary)
+            for name, check in checks:
                 if view.checks.get(name) is not check:
                     view.set(name, check)
         view.generation = snapshot.generation
