@@ -141,3 +141,69 @@ def binding(hub: ClusterHandle, namespace: str, name: str) -> dict[str, Any] | N
 
 def condition_of(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
     return find_condition(((obj or {}).get("status") or {}).get("conditions"), type_)
+
+
+def _brief(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    meta = obj.get("metadata") or {}
+    return {
+        "resourceVersion": meta.get("resourceVersion"),
+        "generation": meta.get("generation"),
+        "annotations": {k: v for k, v in (meta.get("annotations") or {}).items() if "flotilla" in k},
+        "spec": obj.get("spec"),
+        "status": obj.get("status"),
+    }
+
+
+def workload_story(
+    hub: ClusterHandle,
+    members: dict[str, ClusterHandle],
+    ns: str,
+    name: str,
+    api_version: str = "apps/v1",
+    kind: str = "Deployment",
+) -> str:
+    """Where a workload stands, for a failure message: the template and its binding on the hub,
+    the copies on the members, the Events on the template, and what the operator running in
+    this process has cached and queued for it."""
+    api = hub.api_client()
+    template = kube.get(api, api_version, kind, name, ns)
+    rb = kube.get(api, GROUP_VERSION, "ResourceBinding", f"{name}-{kind.lower()}", ns)
+    copies = {c: _brief(kube.get(m.api_client(), api_version, kind, name, ns)) for c, m in members.items()}
+    events = [
+        f"{e.get('reason')}: {e.get('message')}"
+        for e in kube.list_objects(api, "v1", "Event", ns)
+        if (e.get("involvedObject") or {}).get("name") in (name, f"{name}-{kind.lower()}")
+    ]
+    lines = [
+        f"template: {_brief(template)}",
+        f"binding: {_brief(rb)}",
+        f"copies: {copies}",
+        f"events: {events}",
+    ]
+    from flotilla import operator  # the operator KopfRunner runs in this process
+
+    rt = operator.STATE.runtime
+    if rt is not None:
+        tkey = (api_version, kind, ns, name)
+        bkey = (ns, f"{name}-{kind.lower()}")
+        cached_t = rt.state.templates.get(tkey)
+        cached_b = rt.state.bindings.get(bkey)
+        lines.append(
+            "operator: template cached at "
+            f"{(cached_t or {}).get('metadata', {}).get('resourceVersion')}, binding cached at "
+            f"{(cached_b or {}).get('metadata', {}).get('resourceVersion')}"
+        )
+        for (wv, wk), watch in sorted(operator.STATE.hub_watches.items()):
+            inner = watch._watch
+            alive, synced = inner._thread.is_alive(), inner.synced.is_set()
+            lines.append(f"hub watch {wv} {wk}: alive={alive} synced={synced}")
+        for queue in rt.queues:
+            key = tkey if queue is rt.detector_queue else bkey
+            lines.append(
+                f"queue {queue.name}: started={bool(queue._tasks)} len={len(queue)} "
+                f"key dirty={key in queue._dirty} processing={key in queue._processing} "
+                f"delayed={key in queue._delayed} failures={queue.failures(key)}"
+            )
+    return "\n".join(lines)

@@ -12,6 +12,7 @@ from operator_support import (
     new_namespace,
     register_member,
     running_operator,
+    workload_story,
 )
 from test_operator import _policy, _replicas_on
 
@@ -41,26 +42,19 @@ def test_operator_restart_loses_and_duplicates_nothing(
         # Stop the operator while the workloads are being placed ...
     # ... then start a new one.
     with running_operator(hub):
-        for name in names:
+
+        def wait_replicas(name: str, replicas: int, what: str) -> None:
             try:
                 kube.wait_for(
-                    lambda n=name: sum(_replicas_on(members, ns, n).values()) == 2,
-                    timeout=WAIT,
-                    what=f"{name}: exactly 2 replicas across the members after the restart",
+                    lambda: sum(_replicas_on(members, ns, name).values()) == replicas, timeout=WAIT, what=what
                 )
-            except TimeoutError as exc:
-                rb = binding(hub, ns, f"{name}-deployment")
-                raise AssertionError(
-                    f"{exc}; on members: {_replicas_on(members, ns, name)}; "
-                    f"binding: {(rb or {}).get('metadata', {}).get('generation')} {(rb or {}).get('spec')} "
-                    f"{(rb or {}).get('status')}"
-                ) from exc
+            except TimeoutError as exc:  # say where it stuck
+                raise AssertionError(f"{exc}\n{workload_story(hub, members, ns, name)}") from exc
+
+        for name in names:
+            wait_replicas(name, 2, f"{name}: exactly 2 replicas across the members after the restart")
         kube.apply(api, gpu_deployment(ns, names[0], 4))
-        kube.wait_for(
-            lambda: sum(_replicas_on(members, ns, names[0]).values()) == 4,
-            timeout=WAIT,
-            what="a change made after the restart to be propagated",
-        )
+        wait_replicas(names[0], 4, "a change made after the restart to be propagated")
         for name in names:
             placed = _replicas_on(members, ns, name)
             rb = binding(hub, ns, f"{name}-deployment")
