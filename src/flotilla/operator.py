@@ -198,6 +198,22 @@ def _hub_client() -> Any:
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
+    if STATE.runtime is not None or STATE.members is not None or STATE.hub_watches:
+        # An earlier start in this process (an operator restarted in a thread, as the e2e
+        # tests do) was stopped before it finished and was not cleaned up: its watches would
+        # keep delivering to its ended event loop, and this start would not open its own.
+        logger.warning("releasing what an unfinished earlier start left behind")
+        await _release()
+    try:
+        await _start(settings, logger)
+    except BaseException:
+        # Kopf runs no cleanup handler after a startup that did not finish (stopped while
+        # starting, or a step failed): release here what was started.
+        await _release()
+        raise
+
+
+async def _start(settings: kopf.OperatorSettings, logger: kopf.Logger) -> None:
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -311,15 +327,23 @@ def _watch(api_version: str, kind: str, on_event: Any, on_listed: Any = None) ->
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
-    if STATE.leader_task is not None:
+    await _release()
+
+
+async def _release() -> None:
+    """Stop everything a start began: leadership, controllers, webhook, watch threads, member
+    connections, the metrics server. Parts bound to an event loop that has ended (a start
+    left unfinished by an earlier run in this process) ended with it and are only dropped."""
+    current = STATE.runtime is None or STATE.runtime.loop is asyncio.get_running_loop()
+    if STATE.leader_task is not None and current:
         STATE.leader_task.cancel()  # releases the Lease, so a standby takes over at once
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await STATE.leader_task
-    if STATE.runtime is not None:
+    if STATE.runtime is not None and current:
         await STATE.runtime.stop()
-    if STATE.webhook is not None:
+    if STATE.webhook is not None and current:
         await STATE.webhook.stop()
-        STATE.webhook = None
+    STATE.webhook = None
     for watch in STATE.hub_watches.values():
         await asyncio.to_thread(watch.stop)
     STATE.hub_watches.clear()
