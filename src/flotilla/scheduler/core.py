@@ -34,7 +34,7 @@ from typing import Any, Literal, overload
 
 from flotilla.scheduler.division import aggregate, divide
 from flotilla.scheduler.framework import SUCCESS, Code, CycleState, Diagnosis, Status
-from flotilla.scheduler.nodefit import ClusterPlacer, PodAssignment
+from flotilla.scheduler.nodefit import ClusterPlacer, PodAssignment, Verdict
 from flotilla.scheduler.placement import AGGREGATED, DUPLICATED, ClusterAffinity, Placement
 from flotilla.scheduler.plugins import cluster_affinity, node_resources_fit, spread_constraint
 from flotilla.scheduler.plugins.quota_static_assignment import NAME as QUOTA_PLUGIN
@@ -56,9 +56,13 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Check:
-    """Node-level verdict for one cluster: status, available pods per component, node score."""
+    """Node-level verdict for one cluster: status, available pods per component, node score.
+
+    Shared through memos and fleet views and never changed once made; not ``frozen`` only
+    because a frozen dataclass costs four times as much to build (one per cluster when a
+    new fleet view is filled)."""
 
     status: Status
     available: dict[str, int]
@@ -143,6 +147,20 @@ class _FleetView:
         if self._record(name, check):
             bisect.insort(self.feasible, name)
             bisect.insort(self.ranking, (-check.score, name))
+
+
+def _one_shape(comps: Sequence[Component], need: Mapping[str, int] | None, primary: PodShape | None) -> bool:
+    """A node check that is one shape's verdict: one component, at least one pod of it."""
+    return need is None and len(comps) == 1 and comps[0].shape is primary
+
+
+def _verdict_check(component: str, fit: Verdict) -> _Check:
+    """The node check of one component that needs at least one pod (:func:`_one_shape`)."""
+    score = fit.best_score if fit.best_score is not None else 0.0
+    if not fit.available:
+        status = Status(Code.UNSCHEDULABLE, (f"cluster(s) had {fit.reason}",), fit.plugin)
+        return _Check(status, {component: 0}, fit.node_reasons, score)
+    return _Check(SUCCESS, {component: fit.available}, None, score)
 
 
 Mode = Literal["gang", "gang-multi-cluster", "duplicated", "divided"]
@@ -581,6 +599,36 @@ class Scheduler:
         cluster.memo[key] = check
         return check
 
+    def _fleet_checks(
+        self,
+        clusters: Sequence[ClusterInfo],
+        key: object,
+        comps: Sequence[Component],
+        need: Mapping[str, int] | None,
+        primary: PodShape | None,
+    ) -> list[tuple[str, _Check]]:
+        """:meth:`_node_check` of every cluster (a new fleet view): each shape's verdicts are
+        taken for all clusters at once (:meth:`NodeFitEngine.verdicts`), and a one-shape
+        check is made from its verdict in the same loop."""
+        engine = self.engine
+        if _one_shape(comps, need, primary):
+            assert primary is not None
+            name, out = comps[0].name, []
+            for cluster, verdict in zip(clusters, engine.verdicts(clusters, primary), strict=True):
+                memo = cluster.memo
+                check = memo.get(key)
+                if check is None:
+                    check = memo[key] = _verdict_check(name, verdict)
+                out.append((cluster.name, check))
+            return out
+        shapes = {c.shape.key: c.shape for c in comps}
+        if primary is not None:
+            shapes.setdefault(primary.key, primary)
+        for shape in shapes.values():
+            engine.verdicts(clusters, shape)
+        node_check = self._node_check
+        return [(c.name, node_check(c, key, comps, need, primary)) for c in clusters]
+
     def _compute_check(
         self,
         cluster: ClusterInfo,
@@ -589,6 +637,9 @@ class Scheduler:
         primary: PodShape | None,
     ) -> _Check:
         engine = self.engine
+        if _one_shape(comps, need, primary):
+            assert primary is not None
+            return _verdict_check(comps[0].name, engine.verdict(cluster, primary))
         fits = {c.name: engine.verdict(cluster, c.shape) for c in comps}
         avail = {name: fit.available for name, fit in fits.items()}
         if primary is None:
@@ -646,21 +697,18 @@ class Scheduler:
         since = None
         if view is not None and view.epoch is snapshot.static_memo:
             since = log.since(view.generation, snapshot.generation)
-        clusters, node_check = snapshot.clusters, self._node_check
-        checks: list[tuple[str, _Check]] = []
-        for name in snapshot.cluster_names if since is None else since:
-            cluster = clusters[name]
-            check = cluster.memo.get(key)
-            if check is None:
-                check = node_check(cluster, key, comps, need, primary)
-            checks.append((name, check))
-        if view is None or since is None:  # a new view: the loop read every cluster
+        if view is None or since is None:  # a new view: every cluster
             view = _FleetView(snapshot.static_memo)
             while len(self._views) >= _VIEW_LIMIT:
                 del self._views[next(iter(self._views))]
-            view.fill(checks)
+            view.fill(self._fleet_checks(snapshot.ordered, key, comps, need, primary))
         else:
-            for name, check in checks:
+            clusters, node_check = snapshot.clusters, self._node_check
+            for name in since:
+                cluster = clusters[name]
+                check = cluster.memo.get(key)
+                if check is None:
+                    check = node_check(cluster, key, comps, need, primary)
                 if view.checks.get(name) is not check:
                     view.set(name, check)
         view.generation = snapshot.generation

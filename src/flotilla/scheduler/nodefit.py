@@ -215,10 +215,13 @@ class ShapeFit:
         return -self.candidates[0][0] if self.candidates else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Verdict:
     """What the cluster-level filter needs of a shape's node-level fit: the pods that fit, the
-    best node's score, and why nothing fits (the fields of :class:`ShapeFit` but the ranking)."""
+    best node's score, and why nothing fits (the fields of :class:`ShapeFit` but the ranking).
+
+    Memoised and shared, never changed once made (not ``frozen``: that costs four times as
+    much to build, once per cluster on a new shape's first pass)."""
 
     available: int
     best_score: float | None
@@ -839,9 +842,24 @@ class NodeFitEngine:
         log = summary.log
         if log is not None and (self.token, shape.key) in log.aggregates:
             return None
+        return self._sum_room(shape, summary, counts, self._room_columns(shape))
+
+    def _room_columns(self, shape: PodShape) -> tuple[dict[int, int], dict[int, float]]:
+        """The shape's capacity and score per shared entry (``resource_id ->``), filled as states
+        are met (:meth:`_sum_room`)."""
         columns = self._columns.get(shape.key)
         if columns is None:
             columns = self._columns[shape.key] = ({}, {})
+        return columns
+
+    def _sum_room(
+        self,
+        shape: PodShape,
+        summary: ClusterSummary,
+        counts: dict[int, int],
+        columns: tuple[dict[int, int], dict[int, float]],
+    ) -> tuple[int, float] | None:
+        """:meth:`_room`'s sums over ``counts`` (``columns`` from :meth:`_room_columns`)."""
         caps, scores = columns
         if not caps.keys() >= counts.keys():
             shared = self.shared_entries(shape)
@@ -856,6 +874,36 @@ class NodeFitEngine:
         if not available:
             return None
         return available, max(itertools.compress(map(scores.__getitem__, counts), room))
+
+    def verdicts(self, clusters: Iterable[ClusterInfo], shape: PodShape) -> list[Verdict]:
+        """:meth:`verdict` of every cluster, memoised the same way: the pass over the fleet on
+        the first decision of a new shape (or after a score epoch). The clusters the summary
+        answers with room for (the common case) are summed in one loop without
+        :meth:`verdict`'s layers of calls; the others go through :meth:`verdict`."""
+        key = (self.token, "verdict", shape.key)
+        aggregated = (self.token, shape.key)
+        columns = self._room_columns(shape)
+        summary_of, sum_room, verdict = self._summary, self._sum_room, self.verdict
+        out: list[Verdict] = []
+        for cluster in clusters:
+            memo = cluster.memo
+            hit = memo.get(key)
+            if hit is None:
+                usable = summary_of(cluster, shape)
+                room = None
+                if usable is not None:
+                    summary, counts, _, rejected = usable
+                    log = summary.log
+                    if log is None or aggregated not in log.aggregates:
+                        room = sum_room(shape, summary, counts, columns)
+                if room is None:
+                    hit = verdict(cluster, shape)  # no room (it counts why), or no summary
+                else:
+                    reasons = {r: n for r, (_, n) in rejected.items()} if rejected else {}
+                    hit = Verdict(min(room[0], UNBOUNDED), room[1], reasons)
+                    _remember(memo, key, hit)
+            out.append(hit)
+        return out
 
     def _aggregate(
         self, summary: ClusterSummary, shape: PodShape, counts: dict[int, int], only: frozenset[str] | None

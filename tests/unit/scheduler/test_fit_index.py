@@ -373,3 +373,28 @@ def test_nodes_grouped_by_the_labels_the_filters_name() -> None:
     engine.eligible(info, SHAPES[4])  # pool
     assert len(info.static_memo[("node-groups", ())]) == 1
     assert len(info.static_memo[("node-groups", ("pool",))]) == 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(operation, max_size=30), st.integers(0, len(SHAPES)))
+def test_fleet_verdicts_equal_the_verdict_of_each_cluster(
+    ops: list[tuple[str, int, dict[str, int]]], pick: int
+) -> None:
+    """``verdicts`` (a pass over the fleet) answers as ``verdict`` one cluster at a time, and
+    memoises the same objects; the versions of one cluster stand in for a fleet (room, no room,
+    a node selector, aggregates kept from earlier queries)."""
+    engine = Scheduler().engine
+    cache = SchedulerCache()
+    cache.update_cluster(uniform_cluster())
+    shapes = [*SHAPES, NO_ROOM]
+    history = [cache.snapshot().clusters["c"]]
+    for info, (op, arg, _) in zip(play(cache, ops), ops, strict=True):
+        history.append(info)
+        if op == "query":  # some versions already answered (memo hits, aggregates kept)
+            engine.verdict(info, shapes[arg % len(shapes)])
+    shape = shapes[pick]
+    verdicts = engine.verdicts(history, shape)
+    assert len(verdicts) == len(history)
+    for info, verdict in zip(history, verdicts, strict=True):
+        assert engine.verdict(info, shape) is verdict
+        same_verdict(engine, info, shape)
