@@ -21,7 +21,7 @@ import operator
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from flotilla.scheduler.framework import (
     DevicePickerPlugin,
@@ -42,6 +42,7 @@ from flotilla.scheduler.snapshot import (
     release_devices,
     take_devices,
 )
+from flotilla.scheduler.statematrix import StateMatrix
 from flotilla.scheduler.workload import PodShape
 
 __all__ = [
@@ -229,6 +230,9 @@ class Verdict:
     reason: str = ""
     plugin: str = ""
 
+
+_Usable = tuple[ClusterSummary, dict[int, int], frozenset[str] | None, dict[str, tuple[str, int]]]
+"""``(summary, counts, only, rejected)``: see :meth:`NodeFitEngine._summary`."""
 
 NodeEntry = tuple[int, float, tuple[tuple[str, str], ...]]
 """``(capacity, score, ((plugin, reason), ...))`` of one shape on one node state."""
@@ -525,6 +529,12 @@ class NodeFitEngine:
         self._columns: dict[Any, tuple[dict[int, int], dict[int, float]]] = {}
         """Per shape, the capacity and the score of each shared entry (``resource_id ->``), so
         a summary's states are summed by C-level ``map`` instead of a Python loop."""
+        self._matrix = StateMatrix()
+        """Every cluster's summary as array rows, for :meth:`verdicts` over many clusters."""
+
+    matrix_min_clusters = 64
+    """:meth:`verdicts` sums the clusters' summaries as one array (:class:`StateMatrix`) from
+    this many clusters (a cost choice only: both ways give the same numbers)."""
 
     def _current_epochs(self) -> tuple[int, ...]:
         return tuple(p.epoch for p in self._versioned)
@@ -547,6 +557,7 @@ class NodeFitEngine:
     def _drop_shared(self) -> None:
         self._shared.clear()
         self._columns.clear()
+        self._matrix.drop_columns()
         self._shared_size = 0
 
     # -- static eligibility (labels, taints) -------------------------------------------------
@@ -736,9 +747,7 @@ class NodeFitEngine:
         _remember(memo, key, verdict)
         return verdict
 
-    def _summary(
-        self, cluster: ClusterInfo, shape: PodShape
-    ) -> tuple[ClusterSummary, dict[int, int], frozenset[str] | None, dict[str, tuple[str, int]]] | None:
+    def _summary(self, cluster: ClusterInfo, shape: PodShape) -> _Usable | None:
         """``(summary, counts, only, rejected)`` when the cluster's summary can answer for
         ``shape`` exactly and cheaply: it summarises the cluster's nodes, the node plugins read
         only resources (one fit plugin, so each reason has one author), the nodes fall into few
@@ -747,15 +756,19 @@ class NodeFitEngine:
         nodes per resource state the shape may use: the summary's own when every Ready node is
         eligible (``only`` None), else those of the eligible nodes ``only`` (a node selector,
         affinity or taints leave some out; see :meth:`_eligible_counts`). ``rejected``: the
-        node filters' rejections."""
-        summary = cluster.summary
-        if (
-            summary is None
-            or summary.source is not cluster.nodes
-            or not self.by_resources
-            or len(self.fits) > 1
-            or len(summary.counts) > self.summary_max_states * summary.ready
-        ):
+        node filters' rejections.
+
+        All but the index check is kept per cluster version and node constraint when every
+        Ready node is eligible (a selector's counts move on in place with the summary's
+        lineage: read at once, not kept)."""
+        key = (self._static_token, "summary", shape.constraint_key)
+        memo = cluster.memo
+        usable: _Usable | Literal[False] | None = memo.get(key)
+        if usable is None:
+            usable = self._usable_summary(cluster, shape)
+            if usable is False or usable[2] is None:
+                _remember(memo, key, usable)
+        if usable is False:
             return None
         indexes = cluster.static_memo.get((self._static_token, "indexes"))
         if indexes:
@@ -764,6 +777,19 @@ class NodeFitEngine:
                 if index.token == self.token:
                     return None
                 del indexes[shape.key]  # scored under an old epoch: the summary answers, no rebuild
+        return usable
+
+    def _usable_summary(self, cluster: ClusterInfo, shape: PodShape) -> _Usable | Literal[False]:
+        """:meth:`_summary` but the index check; False when the summary cannot answer."""
+        summary = cluster.summary
+        if (
+            summary is None
+            or summary.source is not cluster.nodes
+            or not self.by_resources
+            or len(self.fits) > 1
+            or len(summary.counts) > self.summary_max_states * summary.ready
+        ):
+            return False
         names, rejected = self.eligible(cluster, shape)
         if len(names) == summary.ready:
             return summary, summary.counts, None, rejected
@@ -877,14 +903,20 @@ class NodeFitEngine:
 
     def verdicts(self, clusters: Iterable[ClusterInfo], shape: PodShape) -> list[Verdict]:
         """:meth:`verdict` of every cluster, memoised the same way: the pass over the fleet on
-        the first decision of a new shape (or after a score epoch). The clusters the summary
-        answers with room for (the common case) are summed in one loop without
-        :meth:`verdict`'s layers of calls; the others go through :meth:`verdict`."""
+        the first decision of a new shape (or after a score epoch). The clusters whose summary
+        answers from every Ready node are summed at once as array rows (:class:`StateMatrix`,
+        from :attr:`matrix_min_clusters` clusters), those it answers from the eligible nodes'
+        counts (a node selector) as :meth:`_room` does, in the same loop; clusters without
+        room (the aggregate counts why) or without a usable summary go through
+        :meth:`verdict`."""
+        clusters = list(clusters)
         key = (self.token, "verdict", shape.key)
         aggregated = (self.token, shape.key)
         columns = self._room_columns(shape)
         summary_of, sum_room, verdict = self._summary, self._sum_room, self.verdict
-        out: list[Verdict] = []
+        out: list[Verdict | None] = []
+        batch = len(clusters) >= self.matrix_min_clusters
+        rows: list[tuple[int, ClusterSummary, dict[str, tuple[str, int]]]] = []
         for cluster in clusters:
             memo = cluster.memo
             hit = memo.get(key)
@@ -892,18 +924,47 @@ class NodeFitEngine:
                 usable = summary_of(cluster, shape)
                 room = None
                 if usable is not None:
-                    summary, counts, _, rejected = usable
+                    summary, counts, only, rejected = usable
                     log = summary.log
                     if log is None or aggregated not in log.aggregates:
+                        if batch and only is None and counts:
+                            rows.append((len(out), summary, rejected))  # summed below, all at once
+                            out.append(None)
+                            continue
                         room = sum_room(shape, summary, counts, columns)
                 if room is None:
                     hit = verdict(cluster, shape)  # no room (it counts why), or no summary
                 else:
-                    reasons = {r: n for r, (_, n) in rejected.items()} if rejected else {}
-                    hit = Verdict(min(room[0], UNBOUNDED), room[1], reasons)
-                    _remember(memo, key, hit)
+                    hit = self._room_verdict(cluster, key, room[0], room[1], rejected)
             out.append(hit)
-        return out
+        if rows:
+            shared = self.shared_entries(shape)
+            assert shared is not None  # (the summary answers only for plugins reading resources)
+
+            def entry(node: NodeInfo) -> tuple[int, float]:
+                capacity, score, _ = shared.get(node.resource_id) or self.node_entry(shape, node, shared)
+                return capacity, score
+
+            available, best = self._matrix.rooms(
+                [clusters[i].name for i, _, _ in rows], [s for _, s, _ in rows], shape.key, entry
+            )
+            for (i, _, rejected), pods, score in zip(rows, available, best, strict=True):
+                cluster = clusters[i]
+                if pods:
+                    out[i] = self._room_verdict(cluster, key, pods, score, rejected)
+                else:
+                    out[i] = verdict(cluster, shape)  # no room: it counts why
+        return out  # type: ignore[return-value]  # (every None was filled)
+
+    @staticmethod
+    def _room_verdict(
+        cluster: ClusterInfo, key: Any, pods: int, best: float, rejected: Mapping[str, tuple[str, int]]
+    ) -> Verdict:
+        """The verdict of a cluster with room, memoised under ``key`` (as :meth:`verdict`)."""
+        reasons = {r: n for r, (_, n) in rejected.items()} if rejected else {}
+        verdict = Verdict(min(pods, UNBOUNDED), best, reasons)
+        _remember(cluster.memo, key, verdict)
+        return verdict
 
     def _aggregate(
         self, summary: ClusterSummary, shape: PodShape, counts: dict[int, int], only: frozenset[str] | None

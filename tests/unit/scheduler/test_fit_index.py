@@ -376,14 +376,16 @@ def test_nodes_grouped_by_the_labels_the_filters_name() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(operation, max_size=30), st.integers(0, len(SHAPES)))
+@given(st.lists(operation, max_size=30), st.integers(0, len(SHAPES)), st.booleans())
 def test_fleet_verdicts_equal_the_verdict_of_each_cluster(
-    ops: list[tuple[str, int, dict[str, int]]], pick: int
+    ops: list[tuple[str, int, dict[str, int]]], pick: int, matrix: bool
 ) -> None:
     """``verdicts`` (a pass over the fleet) answers as ``verdict`` one cluster at a time, and
     memoises the same objects; the versions of one cluster stand in for a fleet (room, no room,
-    a node selector, aggregates kept from earlier queries)."""
+    a node selector, aggregates kept from earlier queries). ``matrix``: the clusters with room
+    are summed as array rows (:class:`StateMatrix`), as from 64 clusters, else one by one."""
     engine = Scheduler().engine
+    engine.matrix_min_clusters = 1 if matrix else 10**9
     cache = SchedulerCache()
     cache.update_cluster(uniform_cluster())
     shapes = [*SHAPES, NO_ROOM]
@@ -393,8 +395,11 @@ def test_fleet_verdicts_equal_the_verdict_of_each_cluster(
         if op == "query":  # some versions already answered (memo hits, aggregates kept)
             engine.verdict(info, shapes[arg % len(shapes)])
     shape = shapes[pick]
-    verdicts = engine.verdicts(history, shape)
-    assert len(verdicts) == len(history)
-    for info, verdict in zip(history, verdicts, strict=True):
+    fleet = [replace(info, name=f"c{i}") for i, info in enumerate(history)]  # a fleet: one name each
+    for info, old in zip(fleet, history, strict=True):
+        info.memo.update(old.memo)
+    verdicts = engine.verdicts(fleet, shape)
+    assert len(verdicts) == len(fleet)
+    for info, verdict in zip(fleet, verdicts, strict=True):
         assert engine.verdict(info, shape) is verdict
         same_verdict(engine, info, shape)
