@@ -334,13 +334,16 @@ async def _release() -> None:
     """Stop everything a start began: leadership, controllers, webhook, watch threads, member
     connections, the metrics server. Parts bound to an event loop that has ended (a start
     left unfinished by an earlier run in this process) ended with it and are only dropped."""
-    current = STATE.runtime is None or STATE.runtime.loop is asyncio.get_running_loop()
+    # Dropped first: a handler still running meanwhile (a customization opening a watch)
+    # finds no runtime, so nothing is opened while the rest is released.
+    rt, STATE.runtime = STATE.runtime, None
+    current = rt is None or rt.loop is asyncio.get_running_loop()
     if STATE.leader_task is not None and current:
         STATE.leader_task.cancel()  # releases the Lease, so a standby takes over at once
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await STATE.leader_task
-    if STATE.runtime is not None and current:
-        await STATE.runtime.stop()
+    if rt is not None and current:
+        await rt.stop()
     if STATE.webhook is not None and current:
         await STATE.webhook.stop()
     STATE.webhook = None
@@ -353,7 +356,7 @@ async def _release() -> None:
         await asyncio.to_thread(STATE.metrics_server.shutdown)
         STATE.metrics_server.server_close()
         STATE.metrics_server = None
-    STATE.runtime = STATE.members = None
+    STATE.members = None
     STATE.leader_task = None
 
 
