@@ -231,6 +231,12 @@ class Verdict:
     plugin: str = ""
 
 
+def _with_room(pods: int, best: float, rejected: Mapping[str, tuple[str, int]]) -> Verdict:
+    """The verdict of a cluster whose summary shows room: the pods, the best score, and the
+    nodes the node filters left out (``rejected``: reason -> (plugin, nodes))."""
+    return Verdict(min(pods, UNBOUNDED), best, {r: n for r, (_, n) in rejected.items()} if rejected else {})
+
+
 _Usable = tuple[ClusterSummary, dict[int, int], frozenset[str] | None, dict[str, tuple[str, int]]]
 """``(summary, counts, only, rejected)``: see :meth:`NodeFitEngine._summary`."""
 
@@ -843,12 +849,10 @@ class NodeFitEngine:
         summary, counts, only, rejected = usable
         room = self._room(summary, shape, counts)
         if room is not None:
-            available, best = room
-            return Verdict(min(available, UNBOUNDED), best, {r: n for r, (_, n) in rejected.items()})
+            return _with_room(room[0], room[1], rejected)
         agg = self._aggregate(summary, shape, counts, only)
         if agg.scores:
-            best = max(agg.scores)
-            return Verdict(min(agg.available, UNBOUNDED), best, {r: n for r, (_, n) in rejected.items()})
+            return _with_room(agg.available, max(agg.scores), rejected)
         fit = _no_room(rejected, agg.short, agg.plugins)
         return Verdict(0, None, fit.node_reasons, fit.reason, fit.plugin)
 
@@ -935,7 +939,8 @@ class NodeFitEngine:
                 if room is None:
                     hit = verdict(cluster, shape)  # no room (it counts why), or no summary
                 else:
-                    hit = self._room_verdict(cluster, key, room[0], room[1], rejected)
+                    hit = _with_room(room[0], room[1], rejected)
+                    _remember(memo, key, hit)
             out.append(hit)
         if rows:
             shared = self.shared_entries(shape)
@@ -951,20 +956,11 @@ class NodeFitEngine:
             for (i, _, rejected), pods, score in zip(rows, available, best, strict=True):
                 cluster = clusters[i]
                 if pods:
-                    out[i] = self._room_verdict(cluster, key, pods, score, rejected)
+                    out[i] = hit = _with_room(pods, score, rejected)
+                    _remember(cluster.memo, key, hit)
                 else:
                     out[i] = verdict(cluster, shape)  # no room: it counts why
         return out  # type: ignore[return-value]  # (every None was filled)
-
-    @staticmethod
-    def _room_verdict(
-        cluster: ClusterInfo, key: Any, pods: int, best: float, rejected: Mapping[str, tuple[str, int]]
-    ) -> Verdict:
-        """The verdict of a cluster with room, memoised under ``key`` (as :meth:`verdict`)."""
-        reasons = {r: n for r, (_, n) in rejected.items()} if rejected else {}
-        verdict = Verdict(min(pods, UNBOUNDED), best, reasons)
-        _remember(cluster.memo, key, verdict)
-        return verdict
 
     def _aggregate(
         self, summary: ClusterSummary, shape: PodShape, counts: dict[int, int], only: frozenset[str] | None
